@@ -1,0 +1,109 @@
+"""System checks for channelbus configuration (``python manage.py check``).
+
+* ``channelbus.E001`` unknown key in ``CHANNELBUS``
+* ``channelbus.E002`` two message classes registered under one type name
+* ``channelbus.E003`` a setting has a value of the wrong kind
+* ``channelbus.W001`` no channel layer configured (``CHANNEL_LAYERS``)
+* ``channelbus.W002`` the in-memory channel layer in a multi-process deployment
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import DEFAULTS, settings
+from .registry import incoming, outgoing
+
+__all__ = ["check_channel_layer", "check_registries", "check_settings"]
+
+_POSITIVE_INT = ("MAX_FRAME_BYTES", "RATE_BURST", "FLOOD_CLOSE_AFTER", "MAX_CONCURRENT_HANDLERS", "MAX_QUEUED_MESSAGES")
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E001: unknown keys; E003: values of the wrong kind."""
+    errors: list[Error] = []
+    user = settings.user_settings()
+    for key in sorted(set(user) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"Unknown channelbus setting CHANNELBUS[{key!r}].",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))} (see docs/settings.md).",
+                id="channelbus.E001",
+            )
+        )
+    for key in _POSITIVE_INT:
+        value = user.get(key, DEFAULTS[key])
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            errors.append(Error(f"CHANNELBUS[{key!r}] must be a positive integer, not {value!r}.", id="channelbus.E003"))
+    rate = user.get("RATE_LIMIT", DEFAULTS["RATE_LIMIT"])
+    if rate is not None and not (isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0):
+        errors.append(
+            Error(f"CHANNELBUS['RATE_LIMIT'] must be a positive number or None, not {rate!r}.", id="channelbus.E003")
+        )
+    url = user.get("URL", DEFAULTS["URL"])
+    if not isinstance(url, str) or url.startswith("/"):
+        errors.append(
+            Error(
+                f"CHANNELBUS['URL'] must be a path without a leading slash, like 'ws/', not {url!r}.",
+                id="channelbus.E003",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_registries(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E002: one type name registered by two classes."""
+    errors: list[Error] = []
+    for registry in (incoming, outgoing):
+        for name, kept, refused in registry.conflicts:
+            errors.append(
+                Error(
+                    f"Message type {name!r} is registered twice in the {registry.name} registry: "
+                    f"{kept.__module__}.{kept.__qualname__} and {refused.__module__}.{refused.__qualname__}.",
+                    hint="Rename one, or pass replace=True to register() to replace the first on purpose.",
+                    id="channelbus.E002",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """W001: no channel layer; W002: in-memory layer with several processes."""
+    layers = getattr(django_settings, "CHANNEL_LAYERS", None) or {}
+    default = layers.get("default")
+    if not default:
+        return [
+            Warning(
+                "No channel layer is configured: channelbus cannot reach a connection from other code.",
+                hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}} "
+                "for one process, or channels_redis for several (docs/deployment.md).",
+                id="channelbus.W001",
+            )
+        ]
+    backend = str(default.get("BACKEND", ""))
+    processes = _process_count()
+    if backend.endswith("InMemoryChannelLayer") and processes > 1:
+        return [
+            Warning(
+                f"The in-memory channel layer is used with {processes} server processes: "
+                "messages published in one process never reach sockets of the others.",
+                hint="Use channels_redis (pip install 'channelbus[redis]') when running several processes.",
+                id="channelbus.W002",
+            )
+        ]
+    return []
+
+
+def _process_count() -> int:
+    """Server processes, as far as the environment tells (uvicorn/gunicorn ``WEB_CONCURRENCY``)."""
+    try:
+        return int(os.environ.get("WEB_CONCURRENCY", "1"))
+    except ValueError:
+        return 1

@@ -1,0 +1,86 @@
+"""channelbus settings: the ``CHANNELBUS`` dict in Django settings, with defaults here.
+
+Read through :data:`settings` at call time (``settings.MAX_FRAME_BYTES``), so
+``override_settings(CHANNELBUS=...)`` works in tests. Every key is documented
+in ``docs/settings.md``; an unknown key is a system check error (``channelbus.E001``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+from .protocol.limits import DEFAULT_MAX_FRAME_BYTES
+
+__all__ = ["DEFAULTS", "BusSettings", "settings"]
+
+DEFAULTS: dict[str, Any] = {
+    # URL path of the WebSocket endpoint, without leading slash (as in Django's path()).
+    "URL": "ws/",
+    # Accept connections of signed-out users. Off: they are closed with 4401, unless
+    # some registered incoming message class sets ``allow_anonymous = True``.
+    "ALLOW_ANONYMOUS": False,
+    # Largest incoming frame in UTF-8 bytes; larger ones get error.too_large.
+    "MAX_FRAME_BYTES": DEFAULT_MAX_FRAME_BYTES,
+    # Token bucket per connection: messages per second (None disables) and burst size.
+    "RATE_LIMIT": 50.0,
+    "RATE_BURST": 100,
+    # Close with 4429 after this many messages in a row were refused by the rate limit.
+    "FLOOD_CLOSE_AFTER": 100,
+    # Handlers running at once per connection (in-order queue plus concurrent ones).
+    "MAX_CONCURRENT_HANDLERS": 16,
+    # Messages waiting for the in-order handler queue of one connection; beyond it
+    # a message gets error.rate_limited.
+    "MAX_QUEUED_MESSAGES": 100,
+    # Log every refused message (error frame) at INFO; errors of handlers are always logged.
+    "LOG_CLIENT_ERRORS": True,
+}
+
+
+class BusSettings:
+    """Attribute access to ``settings.CHANNELBUS`` merged over :data:`DEFAULTS`.
+
+    Values are cached and dropped when Django's ``setting_changed`` signal fires
+    for ``CHANNELBUS``.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def user_settings(self) -> dict[str, Any]:
+        """The project's ``CHANNELBUS`` dict (empty if unset)."""
+        value = getattr(django_settings, "CHANNELBUS", None) or {}
+        return dict(value)
+
+    def _merged(self) -> dict[str, Any]:
+        if self._cache is None:
+            merged = dict(DEFAULTS)
+            merged.update(self.user_settings())
+            self._cache = merged
+        return self._cache
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._merged()[name]
+        except KeyError:
+            raise AttributeError(f"Unknown channelbus setting {name!r}") from None
+
+    def reload(self) -> None:
+        """Forget cached values; the next access reads Django settings again."""
+        self._cache = None
+
+
+#: The one settings object.
+settings = BusSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CHANNELBUS":
+        settings.reload()
+
+
+setting_changed.connect(_reload)

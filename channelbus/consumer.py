@@ -1,0 +1,400 @@
+"""The socket: :class:`BusConsumer`, one instance per WebSocket connection.
+
+It is a plain ASGI application (``BusConsumer.as_asgi()``) that lives in
+Channels' world (routing, auth middleware, channel layers) but does not stack
+on Channels' generic consumers: Channels creates an asyncio Task and makes a
+thread-pool hop per message, which costs 3.6x the CPU of the socket itself
+(``docs/performance.md``). Here each connection runs one receive loop that
+decodes and routes each frame inline; handlers of ordinary messages run in one
+long-lived task per connection, in arrival order; control messages
+(``s.ping``) are answered at once from the receive loop.
+
+Per frame: rate limit → ``protocol.decode`` → registry lookup → route;
+then, in order: permission → payload validation → handler → reply. Every
+failure becomes an error frame and a log line with the trace id; nothing a
+client sends closes the connection except the limits (rate flood: 4429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from pydantic import BaseModel
+
+from . import signals
+from .conf import settings
+from .messages import Message, Metadata
+from .protocol import (
+    BadRequest,
+    BusError,
+    CloseCode,
+    Envelope,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    UnknownMessageType,
+    decode,
+    encode,
+    error_frame,
+    states,
+)
+from .registry import Registry, incoming
+
+__all__ = ["BusConsumer"]
+
+logger = logging.getLogger("channelbus")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SUBPROTOCOL = "channelbus.v1"
+_SUCCESS = states.SUCCESS
+
+
+class _TokenBucket:
+    """Messages-per-second limit: ``rate`` tokens per second, at most ``burst`` saved."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(max(burst, 1))
+        self.tokens = self.burst
+        self.last = time.monotonic()
+
+    def take(self) -> float:
+        """Take one token: returns 0.0 if allowed, else the seconds until one is available."""
+        now = time.monotonic()
+        tokens = self.tokens + (now - self.last) * self.rate
+        self.last = now
+        if tokens > self.burst:
+            tokens = self.burst
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return 0.0
+        self.tokens = tokens
+        return (1.0 - tokens) / self.rate
+
+
+class BusConsumer:
+    """The channelbus WebSocket endpoint; route it with :func:`channelbus.routing.websocket_urlpatterns`.
+
+    Subclass to change :attr:`registry` (the incoming registry) or to add
+    channel-layer message handlers in :attr:`layer_handlers`. Attributes of a
+    live connection: ``scope``, ``user``, ``connection_id``, ``channel_name``.
+    """
+
+    #: Where incoming message types are looked up.
+    registry: Registry = incoming
+
+    def __init__(self) -> None:
+        self.scope: Scope = {}
+        self.user: Any = None
+        self.connection_id = secrets.token_hex(8)
+        self.channel_name: str | None = None
+        self.anonymous = True
+        self.closed = False
+        self._send: Send | None = None
+        self._queue: asyncio.Queue[tuple[type[Message], Envelope, float]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._concurrent: set[asyncio.Task[None]] = set()
+        self._layer_task: asyncio.Task[None] | None = None
+        self._close_code: int | None = None
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """An ASGI application that makes one consumer instance per connection."""
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await cls(**initkwargs)(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        app.__doc__ = cls.__doc__
+        app.__name__ = cls.__name__
+        return app
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the connection until the client or the server closes it."""
+        self.scope = scope
+        self._send = send
+        event = await receive()
+        if event["type"] != "websocket.connect":
+            return
+        self.user = user = scope.get("user")
+        self.anonymous = not (user is not None and getattr(user, "is_authenticated", False))
+        registry = self.registry
+        if self.anonymous and not (settings.ALLOW_ANONYMOUS or registry.allows_anonymous()):
+            await self.accept()
+            await self.close(CloseCode.NOT_SIGNED_IN, "Sign in to use this connection.")
+            return
+        await self._join_layer()
+        await self.accept()
+        if signals.connection_opened.receivers:
+            await signals.connection_opened.asend(type(self), connection=self)
+        try:
+            await self._receive_loop(receive)
+        finally:
+            await self._cleanup()
+
+    async def accept(self) -> None:
+        """Accept the handshake, choosing ``channelbus.v1`` if the client asked for it."""
+        event: dict[str, Any] = {"type": "websocket.accept"}
+        if SUBPROTOCOL in self.scope.get("subprotocols", ()):
+            event["subprotocol"] = SUBPROTOCOL
+        assert self._send is not None
+        await self._send(event)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Send ``s.closing`` with the code and reason, then close the socket."""
+        if self.closed:
+            return
+        await self.send_frame(encode("s.closing", {"code": code, "reason": reason}))
+        self.closed = True
+        self._close_code = code
+        assert self._send is not None
+        with contextlib.suppress(Exception):
+            await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+    async def _receive_loop(self, receive: Receive) -> None:
+        conf = settings
+        max_bytes: int = conf.MAX_FRAME_BYTES
+        rate = conf.RATE_LIMIT
+        bucket = _TokenBucket(float(rate), conf.RATE_BURST) if rate else None
+        flood_limit: int = conf.FLOOD_CLOSE_AFTER
+        refused = 0
+        on_frame = self._on_frame
+        while not self.closed:
+            event = await receive()
+            kind = event["type"]
+            if kind == "websocket.receive":
+                if bucket is not None:
+                    wait = bucket.take()
+                    if wait:
+                        refused += 1
+                        if refused >= flood_limit:
+                            logger.warning("channelbus: closing %s after a message flood", self.connection_id)
+                            await self.close(CloseCode.TOO_MANY, "Too many messages.")
+                            return
+                        await self.send_error(RateLimited(retry_after=round(wait + 0.005, 2)))
+                        continue
+                    refused = 0
+                text = event.get("text")
+                if text is None:
+                    await self.send_error(BadRequest("Send JSON envelopes as text frames, not binary."))
+                    continue
+                await on_frame(text, max_bytes)
+            elif kind == "websocket.disconnect":
+                self._close_code = event.get("code")
+                return
+
+    async def _cleanup(self) -> None:
+        self.closed = True
+        tasks = [t for t in (self._worker, self._layer_task, *self._concurrent) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if signals.connection_closed.receivers:
+            await signals.connection_closed.asend(type(self), connection=self, code=self._close_code)
+
+    # ------------------------------------------------------------------ frames in
+
+    async def _on_frame(self, text: str, max_bytes: int) -> None:
+        try:
+            env = decode(text, max_bytes)
+        except BusError as exc:
+            await self.send_error(exc)
+            return
+        cls = self.registry.get(env.t)
+        if cls is None:
+            await self.send_error(
+                UnknownMessageType(f"Unknown message type {env.t!r}.", trace_id=env.i, type_name=env.t)
+            )
+            return
+        if self.anonymous and not (cls.allow_anonymous or cls.control or settings.ALLOW_ANONYMOUS):
+            await self.send_error(
+                Unauthorized(f"Sign in to send {cls.name}.", trace_id=env.i, type_name=cls.name)
+            )
+            return
+        if signals.message_received.receivers:
+            await signals.message_received.asend(type(self), connection=self, message=env)
+        received = time.time()
+        if cls.control:
+            await self._process(cls, env, received)
+        elif cls.concurrent:
+            if len(self._concurrent) >= settings.MAX_CONCURRENT_HANDLERS:
+                await self.send_error(
+                    RateLimited("Too many messages are being handled.", trace_id=env.i, retry_after=1)
+                )
+                return
+            task = asyncio.ensure_future(self._process(cls, env, received))
+            self._concurrent.add(task)
+            task.add_done_callback(self._concurrent.discard)
+        else:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = asyncio.Queue()
+                self._worker = asyncio.ensure_future(self._run_in_order(queue))
+            elif queue.qsize() >= settings.MAX_QUEUED_MESSAGES:
+                await self.send_error(
+                    RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
+                )
+                return
+            queue.put_nowait((cls, env, received))
+
+    async def _run_in_order(self, queue: asyncio.Queue[tuple[type[Message], Envelope, float]]) -> None:
+        process = self._process
+        get = queue.get
+        while True:
+            cls, env, received = await get()
+            await process(cls, env, received)
+
+    async def _process(self, cls: type[Message], env: Envelope, received: float) -> None:
+        """permission → validation → handler → reply, with every failure sent as an error frame."""
+        meta = Metadata(env.i, self.user, self.connection_id, self.channel_name, received, self.registry)
+        try:
+            if cls._sync_handle:
+                result = await database_sync_to_async(_run_sync)(cls, env.p, meta, self)
+            else:
+                if cls._allowed_kind is not None:
+                    await _check_permission(cls, meta, self)
+                message = cls.from_payload(env.p, meta)
+                result = await message.handle()
+            if env.i is not None:
+                await self.send_frame(_reply_frame(cls, env.i, result))
+        except BusError as exc:
+            if exc.trace_id is None:
+                exc.trace_id = env.i
+            await self.send_error(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("channelbus: handler of %s failed (i=%s)", cls.name, env.i)
+            await self.send_error(ServerError(trace_id=env.i), log=False)
+
+    # ------------------------------------------------------------------ frames out
+
+    async def send_frame(self, text: str) -> None:
+        """Send one already encoded frame; does nothing once the socket is closed."""
+        if self.closed:
+            return
+        assert self._send is not None
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except Exception:  # the client went away between receive and send
+            self.closed = True
+            return
+        if signals.message_sent.receivers:
+            await signals.message_sent.asend(type(self), connection=self, frame=text)
+
+    async def send_message(self, message: Message, *, i: str | None = None, s: str | None = None) -> None:
+        """Send a :class:`Message` built in server code to this connection."""
+        await self.send_frame(message.encode(i=i, s=s))
+
+    async def send_error(self, error: BusError, *, log: bool = True) -> None:
+        """Send ``error`` as an error frame (state ``f``) and log it with its trace id."""
+        if log and settings.LOG_CLIENT_ERRORS:
+            logger.info(
+                "channelbus: %s to %s (i=%s): %s", error.type, self.connection_id, error.trace_id, error.msg
+            )
+        if self.closed:
+            return
+        assert self._send is not None
+        try:
+            await self._send({"type": "websocket.send", "text": error_frame(error)})
+        except Exception:
+            self.closed = True
+            return
+        if signals.error_sent.receivers:
+            await signals.error_sent.asend(type(self), connection=self, error=error)
+
+    # ------------------------------------------------------------------ channel layer
+
+    #: Channel-layer message types this consumer understands, mapped to method names.
+    layer_handlers: dict[str, str] = {"bus.frame": "layer_frame", "bus.close": "layer_close"}
+
+    async def _join_layer(self) -> None:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        self.channel_name = await layer.new_channel()
+        self._layer_task = asyncio.ensure_future(self._layer_loop(layer, self.channel_name))
+
+    async def _layer_loop(self, layer: Any, channel: str) -> None:
+        delay = 0.1
+        while not self.closed:
+            try:
+                event = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channelbus: channel layer receive failed on %s; retrying", channel)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            name = self.layer_handlers.get(event.get("type", "")) if isinstance(event, dict) else None
+            if name is None:
+                logger.warning("channelbus: ignored unknown channel-layer message %r on %s", event, channel)
+                continue
+            try:
+                await getattr(self, name)(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channelbus: channel-layer handler %s failed on %s", name, channel)
+
+    async def layer_frame(self, event: dict[str, Any]) -> None:
+        """``{"type": "bus.frame", "text": <encoded frame>}``: forward an encoded frame to the socket."""
+        await self.send_frame(event["text"])
+
+    async def layer_close(self, event: dict[str, Any]) -> None:
+        """``{"type": "bus.close", "code": int, "reason": str}``: close this connection."""
+        await self.close(int(event.get("code", CloseCode.FORBIDDEN)), str(event.get("reason", "")))
+
+
+def _reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:
+    if result is None:
+        return encode(cls.name, i=trace_id, s=_SUCCESS)
+    if isinstance(result, Message):
+        return result.encode(i=trace_id, s=_SUCCESS)
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    return encode(cls.name, result, i=trace_id, s=_SUCCESS)
+
+
+async def _check_permission(cls: type[Message], meta: Metadata, connection: BusConsumer) -> None:
+    if cls._allowed_kind == "async":
+        ok = await cls.allowed(meta.user, connection)  # type: ignore[misc]
+    else:
+        ok = await database_sync_to_async(cls.allowed)(meta.user, connection)
+    if not ok:
+        raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
+
+
+def _run_sync(cls: type[Message], payload: Any, meta: Metadata, connection: BusConsumer) -> Any:
+    """The pipeline of a sync handler, in one worker thread: permission, validation, handler."""
+    if cls._allowed_kind == "sync":
+        if not cls.allowed(meta.user, connection):
+            raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
+    elif cls._allowed_kind == "async":
+        from asgiref.sync import async_to_sync
+
+        if not async_to_sync(cls.allowed)(meta.user, connection):  # type: ignore[arg-type]
+            raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
+    message = cls.from_payload(payload, meta)
+    return message.handle()

@@ -1,0 +1,208 @@
+"""The declarative :class:`Message` class and the metadata each instance carries.
+
+A message class is a type name, an optional pydantic schema for its payload,
+an optional permission hook and a handler::
+
+    class Echo(Message):
+        name = "demo.echo"
+        schema = EchoSchema
+
+        async def handle(self):
+            return {"text": self.data.text}
+
+Building a message validates its payload at once (``Echo(text="hi")``), so a
+bad outgoing payload fails in the code that built it, not on the socket.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from .protocol import ValidationFailed, encode, valid_type_name
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["Message", "Metadata", "validation_errors"]
+
+
+@dataclass(slots=True)
+class Metadata:
+    """Where a message came from.
+
+    ``trace_id`` is the envelope's ``i``; ``user`` the connection's user (or
+    None outside a connection); ``connection_id`` a random id of the
+    connection; ``channel_name`` the consumer's channel-layer name (None when
+    no channel layer is configured); ``received_at`` a Unix timestamp;
+    ``registry`` the registry the message came through (None for messages
+    built in code).
+    """
+
+    trace_id: str | None = None
+    user: Any = None
+    connection_id: str | None = None
+    channel_name: str | None = None
+    received_at: float = 0.0
+    registry: Registry | None = None
+
+
+def validation_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors reduced to the wire form ``{loc, msg, type}`` (no input echoed back)."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+
+
+_NO_DATA = object()
+
+
+class Message:
+    """Base class of every message type, incoming and outgoing.
+
+    Class attributes (configuration):
+
+    ``name``
+        The wire type ``t``: lower-case dotted, e.g. ``"chat.send"``. Required.
+    ``schema``
+        A pydantic model for the payload ``p``; None accepts no payload for
+        incoming messages (``p`` must be absent or null) and any JSON for outgoing ones.
+    ``allow_anonymous``
+        True lets signed-out users send this type (see ``docs/messages.md``).
+    ``concurrent``
+        True runs this type's handler beside others of the same connection
+        instead of in arrival order.
+
+    Hooks:
+
+    ``allowed(cls, user, connection)``
+        A classmethod, sync or async, that returns whether ``user`` may send this
+        type. Called before the payload is validated. A sync hook runs in a thread,
+        so it may query the database.
+    ``handle(self)``
+        ``async def`` runs on the event loop; a plain ``def`` runs in a thread
+        (``database_sync_to_async``) so it may use the ORM. It returns the result
+        payload (a dict, a pydantic model, None) or another :class:`Message` as the reply.
+    """
+
+    name: ClassVar[str] = ""
+    schema: ClassVar[type[BaseModel] | None] = None
+    allow_anonymous: ClassVar[bool] = False
+    concurrent: ClassVar[bool] = False
+    #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
+    control: ClassVar[bool] = False
+
+    # Derived once per class in __init_subclass__ (the consumer reads them per frame).
+    _sync_handle: ClassVar[bool] = False
+    _allowed_kind: ClassVar[str | None] = None  # None: not overridden; "sync" or "async"
+
+    __slots__ = ("data", "meta")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and not valid_type_name(cls.name):
+            raise TypeError(
+                f"{cls.__qualname__}.name = {cls.name!r} is not a valid message type: "
+                "use a lower-case dotted name such as 'chat.send' (at most 100 characters)."
+            )
+        schema = cls.__dict__.get("schema")
+        if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise TypeError(f"{cls.__qualname__}.schema must be a pydantic BaseModel subclass, not {schema!r}.")
+        cls._sync_handle = not inspect.iscoroutinefunction(cls.handle)
+        allowed = inspect.getattr_static(cls, "allowed")
+        if allowed is inspect.getattr_static(Message, "allowed"):
+            cls._allowed_kind = None
+        else:
+            func = getattr(allowed, "__func__", allowed)
+            if not isinstance(allowed, classmethod | staticmethod):
+                raise TypeError(f"{cls.__qualname__}.allowed must be a @classmethod (user, connection).")
+            cls._allowed_kind = "async" if inspect.iscoroutinefunction(func) else "sync"
+
+    def __init__(self, data: Any = _NO_DATA, /, *, meta: Metadata | None = None, **fields: Any) -> None:
+        """Build a message and validate its payload now.
+
+        Pass the payload's fields as keyword arguments (``Echo(text="hi")``), or
+        one positional value: a dict or model instance for the schema, or any
+        JSON value for a message without schema. Raises pydantic's
+        ``ValidationError`` when the payload does not match the schema.
+        """
+        if not self.name:
+            raise TypeError(f"{type(self).__qualname__} has no 'name'; set name = 'app.type' on the class.")
+        if data is _NO_DATA:
+            data = fields if (fields or self.schema is not None) else None
+        elif fields:
+            raise TypeError("Pass the payload either as one positional value or as keyword arguments.")
+        schema = self.schema
+        if schema is not None and not isinstance(data, schema):
+            data = schema.model_validate(data)
+        self.data: Any = data
+        self.meta: Metadata = meta if meta is not None else Metadata()
+
+    @classmethod
+    def from_payload(cls, payload: Any, meta: Metadata) -> Message:
+        """Build an incoming message from a decoded ``p``; raises :class:`ValidationFailed`."""
+        schema = cls.schema
+        self = cls.__new__(cls)
+        if schema is None:
+            if payload is not None:
+                raise ValidationFailed(
+                    f"{cls.name} takes no payload.",
+                    trace_id=meta.trace_id,
+                    type_name=cls.name,
+                    errors=[{"loc": ["p"], "msg": "No payload is accepted", "type": "extra_forbidden"}],
+                )
+            self.data = None
+        else:
+            try:
+                self.data = schema.model_validate(payload)
+            except PydanticValidationError as exc:
+                raise ValidationFailed(
+                    f"Invalid payload for {cls.name}.",
+                    trace_id=meta.trace_id,
+                    type_name=cls.name,
+                    errors=validation_errors(exc),
+                ) from None
+        self.meta = meta
+        return self
+
+    @classmethod
+    def allowed(cls, user: Any, connection: Any) -> bool | Awaitable[bool]:
+        """Whether ``user`` may send this message type on ``connection``. Default: yes."""
+        return True
+
+    async def handle(self) -> Any:
+        """Handle an incoming message. Override it; the default does nothing and replies with no payload."""
+        return None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id ``i`` of the envelope this message came in (None if it had none)."""
+        return self.meta.trace_id
+
+    @property
+    def user(self) -> Any:
+        """The user of the connection the message came from."""
+        return self.meta.user
+
+    def payload(self) -> Any:
+        """The payload as JSON-ready data (the schema's fields, or the raw value)."""
+        data = self.data
+        if isinstance(data, BaseModel):
+            return data.model_dump(mode="json")
+        return data
+
+    def encode(self, *, i: str | None = None, s: str | None = None, c: str | None = None) -> str:
+        """The message as the text of one frame."""
+        return encode(self.name, self.payload(), i=i, s=s, c=c)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.data!r}>"
+
+    @staticmethod
+    def now() -> float:
+        """Current Unix time, used for :attr:`Metadata.received_at`."""
+        return time.time()

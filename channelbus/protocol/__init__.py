@@ -1,0 +1,57 @@
+"""The channelbus wire protocol: envelope parsing, encoding, errors, states and limits.
+
+Pure functions and small classes with no Django and no I/O, usable by the
+server, the Python client and tests alike.
+"""
+
+from __future__ import annotations
+
+from . import states
+from .envelope import INCOMING_KEYS, Envelope, decode, encode, valid_trace_id, valid_type_name
+from .errors import (
+    BadRequest,
+    BusError,
+    CloseCode,
+    JobFailed,
+    NotFound,
+    RateLimited,
+    ServerError,
+    SubscribeRefused,
+    TooLarge,
+    Unauthorized,
+    UnknownMessageType,
+    ValidationFailed,
+)
+from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_TRACE_ID_LENGTH, MAX_TYPE_LENGTH, TYPE_PATTERN
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "INCOMING_KEYS",
+    "MAX_TRACE_ID_LENGTH",
+    "MAX_TYPE_LENGTH",
+    "TYPE_PATTERN",
+    "BadRequest",
+    "BusError",
+    "CloseCode",
+    "Envelope",
+    "JobFailed",
+    "NotFound",
+    "RateLimited",
+    "ServerError",
+    "SubscribeRefused",
+    "TooLarge",
+    "Unauthorized",
+    "UnknownMessageType",
+    "ValidationFailed",
+    "decode",
+    "encode",
+    "error_frame",
+    "states",
+    "valid_trace_id",
+    "valid_type_name",
+]
+
+
+def error_frame(error: BusError) -> str:
+    """Encode ``error`` as its wire frame (state ``f``, its trace id, ``{"msg", **details}``)."""
+    return encode(error.type, error.payload(), i=error.trace_id, s=states.FAILED)
