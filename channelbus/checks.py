@@ -20,7 +20,14 @@ from .registry import incoming, outgoing
 
 __all__ = ["check_channel_layer", "check_registries", "check_settings"]
 
-_POSITIVE_INT = ("MAX_FRAME_BYTES", "RATE_BURST", "FLOOD_CLOSE_AFTER", "MAX_CONCURRENT_HANDLERS", "MAX_QUEUED_MESSAGES")
+_POSITIVE_INT = (
+    "MAX_FRAME_BYTES",
+    "RATE_BURST",
+    "FLOOD_CLOSE_AFTER",
+    "MAX_CONCURRENT_HANDLERS",
+    "MAX_QUEUED_MESSAGES",
+    "TOKEN_MAX_AGE",
+)
 
 
 @register(Tags.compatibility)
@@ -39,11 +46,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     for key in _POSITIVE_INT:
         value = user.get(key, DEFAULTS[key])
         if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            errors.append(Error(f"CHANNELBUS[{key!r}] must be a positive integer, not {value!r}.", id="channelbus.E003"))
+            errors.append(
+                Error(f"CHANNELBUS[{key!r}] must be a positive integer, not {value!r}.", id="channelbus.E003")
+            )
     rate = user.get("RATE_LIMIT", DEFAULTS["RATE_LIMIT"])
     if rate is not None and not (isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0):
         errors.append(
-            Error(f"CHANNELBUS['RATE_LIMIT'] must be a positive number or None, not {rate!r}.", id="channelbus.E003")
+            Error(
+                f"CHANNELBUS['RATE_LIMIT'] must be a positive number or None, not {rate!r}.",
+                id="channelbus.E003",
+            )
         )
     url = user.get("URL", DEFAULTS["URL"])
     if not isinstance(url, str) or url.startswith("/"):

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # Messages waiting for the in-order handler queue of one connection; beyond it
     # a message gets error.rate_limited.
     "MAX_QUEUED_MESSAGES": 100,
+    # Seconds a connection token (channelbus.auth.connection_token) stays valid.
+    "TOKEN_MAX_AGE": 3600,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
 }

@@ -108,6 +108,8 @@ class BusConsumer:
         self._concurrent: set[asyncio.Task[None]] = set()
         self._layer_task: asyncio.Task[None] | None = None
         self._close_code: int | None = None
+        self._max_concurrent = 0
+        self._max_queued = 0
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -172,6 +174,8 @@ class BusConsumer:
         rate = conf.RATE_LIMIT
         bucket = _TokenBucket(float(rate), conf.RATE_BURST) if rate else None
         flood_limit: int = conf.FLOOD_CLOSE_AFTER
+        self._max_concurrent = conf.MAX_CONCURRENT_HANDLERS
+        self._max_queued = conf.MAX_QUEUED_MESSAGES
         refused = 0
         on_frame = self._on_frame
         while not self.closed:
@@ -186,7 +190,9 @@ class BusConsumer:
                             logger.warning("channelbus: closing %s after a message flood", self.connection_id)
                             await self.close(CloseCode.TOO_MANY, "Too many messages.")
                             return
-                        await self.send_error(RateLimited(retry_after=round(wait + 0.005, 2)))
+                        await self.send_error(
+                            RateLimited(trace_id=_trace_id_of(event), retry_after=round(wait + 0.005, 2))
+                        )
                         continue
                     refused = 0
                 text = event.get("text")
@@ -234,7 +240,7 @@ class BusConsumer:
         if cls.control:
             await self._process(cls, env, received)
         elif cls.concurrent:
-            if len(self._concurrent) >= settings.MAX_CONCURRENT_HANDLERS:
+            if len(self._concurrent) >= self._max_concurrent:
                 await self.send_error(
                     RateLimited("Too many messages are being handled.", trace_id=env.i, retry_after=1)
                 )
@@ -247,7 +253,7 @@ class BusConsumer:
             if queue is None:
                 queue = self._queue = asyncio.Queue()
                 self._worker = asyncio.ensure_future(self._run_in_order(queue))
-            elif queue.qsize() >= settings.MAX_QUEUED_MESSAGES:
+            elif queue.qsize() >= self._max_queued:
                 await self.send_error(
                     RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
                 )
@@ -365,6 +371,14 @@ class BusConsumer:
     async def layer_close(self, event: dict[str, Any]) -> None:
         """``{"type": "bus.close", "code": int, "reason": str}``: close this connection."""
         await self.close(int(event.get("code", CloseCode.FORBIDDEN)), str(event.get("reason", "")))
+
+
+def _trace_id_of(event: dict[str, Any]) -> str | None:
+    """The ``i`` of a refused frame, if it can be read, so the request still gets its terminal reply."""
+    try:
+        return decode(event.get("text") or "").i
+    except BusError as exc:
+        return exc.trace_id
 
 
 def _reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:

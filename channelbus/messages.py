@@ -55,7 +55,9 @@ class Metadata:
 
 def validation_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors reduced to the wire form ``{loc, msg, type}`` (no input echoed back)."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)
+    ]
 
 
 _NO_DATA = object()
@@ -111,7 +113,9 @@ class Message:
             )
         schema = cls.__dict__.get("schema")
         if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-            raise TypeError(f"{cls.__qualname__}.schema must be a pydantic BaseModel subclass, not {schema!r}.")
+            raise TypeError(
+                f"{cls.__qualname__}.schema must be a pydantic BaseModel subclass, not {schema!r}."
+            )
         cls._sync_handle = not inspect.iscoroutinefunction(cls.handle)
         allowed = inspect.getattr_static(cls, "allowed")
         if allowed is inspect.getattr_static(Message, "allowed"):

@@ -8,7 +8,8 @@
 
 The WebSocket side is: origin check against ``ALLOWED_HOSTS`` (a foreign
 ``Origin`` is closed with 4403), Django session and auth middleware
-(``scope["user"]``), then :class:`~channelbus.consumer.BusConsumer` at the
+(``scope["user"]``), connection tokens for clients without a session
+(:mod:`channelbus.auth`), then :class:`~channelbus.consumer.BusConsumer` at the
 ``URL`` setting (``/ws/`` by default).
 """
 
@@ -23,6 +24,7 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings as django_settings
 from django.urls import path as url_path
 
+from .auth import TokenAuthMiddleware
 from .conf import settings
 from .consumer import BusConsumer
 from .protocol import CloseCode, encode
@@ -42,7 +44,12 @@ async def _deny_origin(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "websocket.accept"})
     reason = "Origin not allowed."
-    await send({"type": "websocket.send", "text": encode("s.closing", {"code": CloseCode.FORBIDDEN, "reason": reason})})
+    await send(
+        {
+            "type": "websocket.send",
+            "text": encode("s.closing", {"code": CloseCode.FORBIDDEN, "reason": reason}),
+        }
+    )
     await send({"type": "websocket.close", "code": CloseCode.FORBIDDEN, "reason": reason})
 
 
@@ -82,7 +89,7 @@ def bus_application(
     importing models). ``extra_websocket_routes`` are added after channelbus's route.
     """
     routes = websocket_urlpatterns(url, consumer) + list(extra_websocket_routes or ())
-    websocket = BusOriginValidator(AuthMiddlewareStack(URLRouter(routes)))
+    websocket = BusOriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(routes))))
     mapping: dict[str, Any] = {"websocket": websocket}
     if http_app is not None:
         mapping["http"] = http_app

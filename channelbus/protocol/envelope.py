@@ -63,7 +63,7 @@ def _frame_size_ok(frame: str | bytes, limit: int) -> bool:
     n = len(frame)
     if n > limit:
         return False
-    if type(frame) is bytes or n * 4 <= limit:
+    if isinstance(frame, bytes) or n * 4 <= limit:
         return True
     # A str: each character is 1 to 4 UTF-8 bytes; count only when it matters.
     return len(frame.encode("utf-8", "surrogatepass")) <= limit

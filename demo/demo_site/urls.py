@@ -1,7 +1,6 @@
 """URLs of the demo."""
 
-from django.urls import path
-
 from demoapp.views import index
+from django.urls import path
 
 urlpatterns = [path("", index, name="index")]

@@ -43,7 +43,7 @@ class Command(BaseCommand):
 
 
 def settings_max_frame() -> int:
-    """The largest frame the server reads at all (twice the channelbus limit, so error.too_large can answer)."""
+    """The channelbus frame limit; the server reads frames up to twice it, so error.too_large can answer."""
     from channelbus.conf import settings as bus_settings
 
     return int(bus_settings.MAX_FRAME_BYTES)

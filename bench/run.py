@@ -1,0 +1,188 @@
+"""``make bench``: decoder micro-benchmark, echo throughput and latency, memory per idle socket.
+
+Starts each server as its own subprocess (uvicorn with uvloop and httptools,
+one worker, ``--lifespan off``), pinned with ``taskset`` to CPU 0, while this
+process, the load client, pins itself to CPU 1:
+
+* ``bare websockets``: the ``websockets`` library's own echo server (a ceiling);
+* ``bare ASGI (uvicorn)``: a bare ASGI echo app (the ceiling under uvicorn);
+* ``plain Channels``: an ``AsyncJsonWebsocketConsumer`` echo behind Channels' routing and middleware;
+* ``channelbus``: ``demo.echo`` through ``bus_application``.
+
+Usage: ``.venv/bin/python bench/run.py [--duration S] [--warmup S] [--clients 1,50] [--sockets N]``;
+the same knobs are read from ``BENCH_DURATION``, ``BENCH_WARMUP``, ``BENCH_CLIENTS``, ``BENCH_SOCKETS``
+and ``BENCH_SETTLE``. ``--only decode|echo|idle`` runs one part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+import decode
+from idle import IdleResult, idle_memory
+from loadgen import EchoResult, echo_load
+from servers import BARE_ASGI, CHANNELBUS, CHANNELS, CLIENT_CPU, WEBSOCKETS, Server, can_pin, stop_all
+
+ECHO_SERVERS = [WEBSOCKETS, BARE_ASGI, CHANNELS, CHANNELBUS]
+IDLE_SERVERS = [BARE_ASGI, CHANNELS, CHANNELBUS]
+#: A client core busier than this is probably the limit, not the server.
+CLIENT_BOUND = 0.9
+
+
+def _options(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "5")))
+    parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "1")))
+    parser.add_argument("--clients", default=env("BENCH_CLIENTS", "1,50"), help="comma-separated")
+    parser.add_argument("--sockets", type=int, default=int(env("BENCH_SOCKETS", "1000")))
+    parser.add_argument("--settle", type=float, default=float(env("BENCH_SETTLE", "1")))
+    parser.add_argument("--only", choices=["decode", "echo", "idle"])
+    opts = parser.parse_args(argv)
+    opts.clients = [int(c) for c in opts.clients.split(",") if c.strip()]
+    return opts
+
+
+def _system_busy_seconds() -> float:
+    """CPU time all processes of the machine used so far (the ``cpu`` line of /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+async def _echo(kinds, opts, workdir: Path) -> list[tuple[str, int, EchoResult, float]]:
+    """Throughput and latency of each server at each client count: ``(label, clients, result, others)``."""
+    rows = []
+    for kind in kinds:
+        with Server.start(kind, workdir) as server:
+            for clients in opts.clients:
+                busy0 = _system_busy_seconds()
+                result = await echo_load(
+                    server.url, clients, opts.warmup, opts.duration, server.cpu_seconds, kind.reply_state
+                )
+                busy = _system_busy_seconds() - busy0
+                # CPU used by other processes during warm-up and window, as a share of one core.
+                others = max(0.0, busy - result.server_cpu - result.client_cpu) / (opts.warmup + opts.duration)
+                server.check_alive()
+                rows.append((kind.label, clients, result, others))
+                print(f"  {kind.label}, {clients} clients: {result.rate:,.0f} msg/s", file=sys.stderr)
+    return rows
+
+
+def render_echo(rows: list[tuple[str, int, EchoResult, float]]) -> str:
+    """The echo table, with the ratio to plain Channels at the same client count."""
+    base = {clients: r.rate for label, clients, r, _ in rows if label == CHANNELS.label}
+    head = (
+        "| server | clients | msg/s | p50 ms | p99 ms | server CPU µs/msg | msg/s ratio vs plain Channels "
+        "| server core % | client core % | other procs % |"
+    )
+    lines = [head, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    notes = []
+    for label, clients, r, others in rows:
+        ratio = f"{r.rate / base[clients]:.2f}×" if clients in base else "n/a"
+        lines.append(
+            f"| {label} | {clients} | {r.rate:,.0f} | {r.percentile(50):.3f} | {r.percentile(99):.3f} "
+            f"| {r.server_us_per_msg:.1f} | {ratio} | {r.server_load:.0%} | {r.client_load:.0%} "
+            f"| {others:.0%} |"
+        )
+        if r.client_load >= CLIENT_BOUND and r.server_load < CLIENT_BOUND:
+            notes.append(f"{label} at {clients} clients: the load client saturated its core before the server")
+    if notes:
+        lines += ["", "Client-bound (msg/s is a floor; server CPU µs/msg still compares fairly):"]
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+async def _idle(kinds, opts, workdir: Path) -> list[tuple[str, IdleResult]]:
+    """RSS per idle socket of each server, each on a fresh process."""
+    rows = []
+    for kind in kinds:
+        with Server.start(kind, workdir) as server:
+            rows.append((kind.label, await idle_memory(server, opts.sockets, opts.settle)))
+    return rows
+
+
+def render_idle(rows: list[tuple[str, IdleResult]]) -> str:
+    """The memory table, with the ratio to plain Channels."""
+    base = next((r.kb_per_idle_socket for label, r in rows if label == CHANNELS.label), None)
+    lines = [
+        "| server | sockets | RSS before | RSS with idle sockets | KB per idle socket | vs plain Channels "
+        "| KB per socket after one message each |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for label, r in rows:
+        ratio = f"{r.kb_per_idle_socket / base:.2f}×" if base else "n/a"
+        lines.append(
+            f"| {label} | {r.count:,} | {r.baseline_kb / 1024:.1f} MB | {r.idle_kb / 1024:.1f} MB "
+            f"| {r.kb_per_idle_socket:.1f} | {ratio} | {r.kb_per_used_socket:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _raise_fd_limit(sockets: int) -> None:
+    """Room for ``sockets`` client sockets here and server sockets in the children."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = sockets * 2 + 1024
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def _header(opts: argparse.Namespace) -> str:
+    pinned = can_pin()
+    if pinned:
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    where = "servers on CPU 0, load client on CPU 1" if pinned else "NOT pinned (no taskset or one CPU)"
+    return (
+        f"channelbus benchmarks: {os.cpu_count()} CPUs, {where}; Python {sys.version.split()[0]}; "
+        f"echo {opts.warmup:g} s warm-up + {opts.duration:g} s per run; one load-client process "
+        f"(asyncio + websockets, uvloop, no compression); {opts.sockets:,} idle sockets."
+    )
+
+
+async def _main(opts: argparse.Namespace, workdir: Path) -> None:
+    if opts.only in (None, "echo"):
+        print("\n## Echo: closed loop, each client awaits its reply before the next message\n", flush=True)
+        print(render_echo(await _echo(ECHO_SERVERS, opts, workdir)), flush=True)
+    if opts.only in (None, "idle"):
+        print(f"\n## Memory: {opts.sockets:,} idle sockets, server RSS (VmRSS)\n", flush=True)
+        print(render_idle(await _idle(IDLE_SERVERS, opts, workdir)), flush=True)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run all parts and print their tables; every server is stopped on the way out."""
+    opts = _options(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _raise_fd_limit(opts.sockets)
+    started = time.monotonic()
+    print(_header(opts), flush=True)
+    if opts.only in (None, "decode"):
+        print("\n## Envelope decoding (no server)\n", flush=True)
+        print(decode.render(decode.run()), flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="channelbus-bench-") as workdir:
+            uvloop.run(_main(opts, Path(workdir)))
+    finally:
+        stop_all()
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

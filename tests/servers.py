@@ -1,0 +1,74 @@
+"""Start real servers (uvicorn running the demo) for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "demo"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until something listens on ``port``; fail with the server's output if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def demo_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a demo process using the database in ``tmp_path``."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
+        "DEMO_DB": str(tmp_path / "demo.sqlite3"),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+
+
+@contextlib.contextmanager
+def demo_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Migrate a fresh demo database and serve the demo with ``manage.py runbus``; yields ``host:port``."""
+    port = free_port()
+    full_env = demo_env(tmp_path, env)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=DEMO, env=full_env, check=True
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning"],
+        cwd=DEMO,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,103 @@
+"""The issue's acceptance script: channelbus.client against the demo served by uvicorn."""
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from channelbus.client import BusClient, RequestFailed, fetch_cookies
+
+from .servers import DEMO, demo_env, demo_server
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def server(demo_dir):
+    with demo_server(demo_dir) as address:
+        yield address
+
+
+async def test_contract_replies_over_a_real_socket(server):
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{server}/")
+    assert "sessionid" in cookies
+    async with BusClient(f"ws://{server}/ws/", cookies=cookies) as bus:
+        assert bus.websocket.subprotocol == "channelbus.v1"
+        pong = await bus.request_frame("s.ping", trace_id="p1")
+        assert pong == {"t": "s.pong", "i": "p1", "s": "s", "p": None}
+
+        assert await bus.request("demo.echo", {"text": "hello"}) == {"text": "hello"}
+        assert await bus.request("demo.add", {"a": 2, "b": 3}) == {"sum": 5}
+
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("demo.add", {"a": "two"}, trace_id="bad1")
+        assert exc.value.frame["i"] == "bad1" and exc.value.type == "error.validation"
+        assert exc.value.payload["type_name"] == "demo.add"
+        assert [e["loc"] for e in exc.value.payload["errors"]] == [["a"], ["b"]]
+
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("demo.nothing", trace_id="u1")
+        assert exc.value.frame == {
+            "t": "error.msg_type",
+            "i": "u1",
+            "s": "f",
+            "p": {"msg": "Unknown message type 'demo.nothing'.", "type_name": "demo.nothing"},
+        }
+
+        await bus.send_raw("this is not json")
+        frame = await bus.receive()
+        assert frame == {"t": "error.bad_request", "s": "f", "p": {"msg": "The frame is not valid JSON."}}
+
+        big = '{"t":"demo.echo","i":"big1","p":{"text":"' + "x" * (300 * 1024) + '"}}'
+        await bus.send_raw(big)
+        frame = await bus.receive()
+        assert frame["t"] == "error.too_large" and frame["s"] == "f"
+        assert frame["p"]["limit"] == 256 * 1024
+
+        # Still open after all of them.
+        assert bus.open
+        assert await bus.request("demo.echo", {"text": "still here"}) == {"text": "still here"}
+
+
+async def test_without_cookie_closed_with_4401(server):
+    bus = BusClient(f"ws://{server}/ws/")
+    await bus.connect()
+    closing = await bus.receive("s.closing")
+    assert closing["p"]["code"] == 4401
+    assert await bus.wait_closed() == 4401
+
+
+async def test_foreign_origin_is_refused(server):
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{server}/")
+    bus = BusClient(f"ws://{server}/ws/", cookies=cookies, origin="http://evil.example")
+    await bus.connect()
+    assert await bus.wait_closed() == 4403
+
+
+async def test_connection_token_for_scripts(server, demo_dir):
+    # A token made by the server's code authenticates a client that has no cookie.
+    await asyncio.to_thread(fetch_cookies, f"http://{server}/")  # creates a guest user
+    script = (
+        "import django; django.setup();"
+        "from django.contrib.auth import get_user_model;"
+        "from channelbus.auth import connection_token;"
+        "print(connection_token(get_user_model().objects.order_by('pk').first()))"
+    )
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script],
+        cwd=DEMO,
+        env=demo_env(demo_dir),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    async with BusClient(f"ws://{server}/ws/", token=out.stdout.strip()) as bus:
+        assert await bus.request("demo.add", {"a": 1, "b": 1}) == {"sum": 2}
+    bus = BusClient(f"ws://{server}/ws/", token="forged")
+    await bus.connect()
+    assert await bus.wait_closed() == 4401

@@ -1,0 +1,236 @@
+"""The protocol core: every error row of the contract, encoding, and property tests. No Django."""
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from channelbus.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    BadRequest,
+    BusError,
+    Envelope,
+    JobFailed,
+    NotFound,
+    RateLimited,
+    ServerError,
+    SubscribeRefused,
+    TooLarge,
+    Unauthorized,
+    UnknownMessageType,
+    ValidationFailed,
+    decode,
+    encode,
+    error_frame,
+)
+
+
+def test_decodes_a_full_envelope():
+    assert decode('{"t":"chat.send","i":"abc","p":{"text":"hi"}}') == Envelope(
+        "chat.send", "abc", {"text": "hi"}
+    )
+
+
+def test_decodes_minimal_envelope_and_bytes():
+    assert decode(b'{"t":"s.ping"}') == Envelope("s.ping")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "",
+        "{",
+        '{"t": "a"',
+        "[1, 2]",
+        '"a string"',
+        "42",
+        "null",
+        '{"t": NaN}',
+        b"\xff\xfe",
+    ],
+)
+def test_bad_request_for_non_json_or_non_object(frame):
+    with pytest.raises(BadRequest) as exc:
+        decode(frame)
+    assert exc.value.trace_id is None
+    assert exc.value.type == "error.bad_request"
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        ('{"t":"a.b","i":"x","z":1}', "Unknown envelope keys: z"),
+        ('{"t":"a.b","i":"x","s":"s"}', "Unknown envelope keys: s"),
+        ('{"i":"x"}', "'t' (the message type) is required"),
+        ('{"t":null,"i":"x"}', "'t' (the message type) is required"),
+        ('{"t":"Chat.Send","i":"x"}', "lower-case dotted"),
+        ('{"t":"chat..send","i":"x"}', "lower-case dotted"),
+        ('{"t":".chat","i":"x"}', "lower-case dotted"),
+        ('{"t":"chat.","i":"x"}', "lower-case dotted"),
+        ('{"t":"1chat","i":"x"}', "lower-case dotted"),
+        ('{"t":"chat send","i":"x"}', "lower-case dotted"),
+        ('{"t":"chat.send\\n","i":"x"}', "lower-case dotted"),
+        ('{"t":5,"i":"x"}', "lower-case dotted"),
+        ('{"t":["a"],"i":"x"}', "lower-case dotted"),
+    ],
+)
+def test_bad_request_keeps_a_readable_trace_id(frame, message):
+    with pytest.raises(BadRequest) as exc:
+        decode(frame)
+    assert message in exc.value.msg
+    assert exc.value.trace_id == "x"
+
+
+def test_type_name_length_limit():
+    assert decode(orjson.dumps({"t": "a" * 100})).t == "a" * 100
+    with pytest.raises(BadRequest):
+        decode(orjson.dumps({"t": "a" * 101, "i": "x"}))
+
+
+@pytest.mark.parametrize("i", ["", "x" * 65, 5, None.__class__, ["a"], {"a": 1}, True])
+def test_malformed_trace_id_is_bad_request_without_i(i):
+    value = i if not isinstance(i, type) else 1.5
+    with pytest.raises(BadRequest) as exc:
+        decode(orjson.dumps({"t": "a.b", "i": value}))
+    assert exc.value.trace_id is None
+    assert "'i'" in exc.value.msg
+
+
+def test_trace_id_limits():
+    assert decode(orjson.dumps({"t": "a", "i": "x" * 64})).i == "x" * 64
+    assert decode('{"t":"a","i":null}').i is None
+
+
+def test_too_large_counts_utf8_bytes():
+    limit = 1000
+    ascii_frame = orjson.dumps({"t": "a", "p": "x" * (limit - 20)}).decode()
+    assert decode(ascii_frame, limit).t == "a"
+    wide = orjson.dumps({"t": "a", "p": "é" * 600}).decode()  # ~600 chars but 1200 bytes
+    assert len(wide) < limit
+    with pytest.raises(TooLarge) as exc:
+        decode(wide, limit)
+    assert exc.value.payload() == {"msg": f"The frame is larger than {limit} bytes.", "limit": limit}
+
+
+def test_default_limit_is_256_kib():
+    frame = '{"t":"a","i":"big","p":"' + "x" * DEFAULT_MAX_FRAME_BYTES + '"}'
+    with pytest.raises(TooLarge):
+        decode(frame)
+
+
+def test_encode_leaves_out_null_keys():
+    assert orjson.loads(encode("a.b")) == {"t": "a.b"}
+    assert orjson.loads(encode("a.b", {"x": None}, i="1", s="s", c="room:1", n=3)) == {
+        "t": "a.b",
+        "i": "1",
+        "p": {"x": None},
+        "s": "s",
+        "c": "room:1",
+        "n": 3,
+    }
+
+
+def test_encode_refuses_unserialisable_payload():
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        encode("a.b", {"x": object()})
+
+
+@pytest.mark.parametrize(
+    "error, payload",
+    [
+        (BadRequest(), {"msg": "The frame is not a valid envelope."}),
+        (UnknownMessageType(type_name="x.y"), {"msg": "Unknown message type.", "type_name": "x.y"}),
+        (
+            ValidationFailed(type_name="x.y", errors=[{"loc": ["a"], "msg": "m", "type": "t"}]),
+            {
+                "msg": "The payload is not valid.",
+                "type_name": "x.y",
+                "errors": [{"loc": ["a"], "msg": "m", "type": "t"}],
+            },
+        ),
+        (Unauthorized(type_name="x.y"), {"msg": "You may not send this message.", "type_name": "x.y"}),
+        (NotFound(), {"msg": "Not found."}),
+        (
+            SubscribeRefused(topic="room:1"),
+            {"msg": "You may not subscribe to this topic.", "topic": "room:1"},
+        ),
+        (RateLimited(retry_after=0.5), {"msg": "Too many messages; slow down.", "retry_after": 0.5}),
+        (TooLarge(limit=10), {"msg": "The frame is too large.", "limit": 10}),
+        (
+            JobFailed(type_name="x.y", attempts=3),
+            {"msg": "The job failed.", "type_name": "x.y", "attempts": 3},
+        ),
+        (ServerError(), {"msg": "The server could not handle this message."}),
+    ],
+)
+def test_every_error_row_encodes_as_the_contract_says(error, payload):
+    error.trace_id = "r1"
+    frame = orjson.loads(error_frame(error))
+    assert frame == {"t": error.type, "i": "r1", "p": payload, "s": "f"}
+    assert error.type.startswith("error.")
+
+
+def test_domain_error_subclass():
+    class OutOfStock(BusError):
+        type = "error.out_of_stock"
+        default_msg = "Sold out."
+
+    frame = orjson.loads(error_frame(OutOfStock(item=3)))
+    assert frame == {"t": "error.out_of_stock", "p": {"msg": "Sold out.", "item": 3}, "s": "f"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_give_an_envelope_or_a_contract_error(data):
+    try:
+        result = decode(data, 200)
+    except BusError as exc:
+        assert isinstance(exc, BadRequest | TooLarge)
+    else:
+        assert isinstance(result, Envelope)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_gives_an_envelope_or_a_contract_error(text):
+    try:
+        result = decode(text, 400)
+    except BusError as exc:
+        assert isinstance(exc, BadRequest | TooLarge)
+    else:
+        assert isinstance(result, Envelope)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["t", "i", "p", "s", "x"]) | st.text(max_size=3),
+        json_values | st.from_regex(r"[a-z][a-z0-9_]{0,5}(\.[a-z0-9_]{1,4}){0,2}", fullmatch=True),
+        max_size=5,
+    )
+    | json_values
+)
+def test_arbitrary_json_gives_an_envelope_or_a_contract_error(value):
+    try:
+        frame = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return
+    try:
+        env = decode(frame)
+    except BusError as exc:
+        assert isinstance(exc, BadRequest)
+        if isinstance(value, dict) and isinstance(value.get("i"), str) and 0 < len(value["i"]) <= 64:
+            assert exc.trace_id == value["i"]
+    else:
+        assert isinstance(value, dict) and set(value) <= {"t", "i", "p"}
+        assert env.t == value["t"] and env.i == value.get("i") and env.p == value.get("p")

@@ -1,0 +1,131 @@
+"""Message types used by the tests: slow, concurrent, sync (ORM), permission-checked, failing."""
+
+import asyncio
+
+from django.contrib.auth import get_user_model
+from pydantic import BaseModel
+
+from channelbus import Message, NotFound, incoming, outgoing
+
+
+class Delay(BaseModel):
+    seconds: float = 0.0
+    tag: str = ""
+
+
+@incoming.register
+class Slow(Message):
+    """Sleeps, then replies with its tag (in order by default)."""
+
+    name = "test.slow"
+    schema = Delay
+
+    async def handle(self):
+        await asyncio.sleep(self.data.seconds)
+        return {"tag": self.data.tag}
+
+
+@incoming.register
+class SlowConcurrent(Slow):
+    """Like test.slow, but handled concurrently."""
+
+    name = "test.slow_concurrent"
+    concurrent = True
+
+
+@incoming.register
+class CountUsers(Message):
+    """A sync handler that queries the database in a thread."""
+
+    name = "test.count_users"
+
+    def handle(self):
+        return {"count": get_user_model().objects.count(), "username": self.user.get_username()}
+
+
+@incoming.register
+class StaffOnly(Message):
+    """Only staff may send it (a sync permission hook that reads the user)."""
+
+    name = "test.staff_only"
+
+    @classmethod
+    def allowed(cls, user, connection):
+        return user.is_staff
+
+    async def handle(self):
+        return {"ok": True}
+
+
+@incoming.register
+class AsyncPermission(Message):
+    """An async permission hook."""
+
+    name = "test.async_perm"
+
+    @classmethod
+    async def allowed(cls, user, connection):
+        return user.username == "alice"
+
+
+@incoming.register
+class Boom(Message):
+    """Raises an unexpected error."""
+
+    name = "test.boom"
+
+    async def handle(self):
+        raise RuntimeError("secret internal detail")
+
+
+@incoming.register
+class SyncBoom(Message):
+    """A sync handler that raises."""
+
+    name = "test.sync_boom"
+
+    def handle(self):
+        raise ValueError("secret sync detail")
+
+
+@incoming.register
+class Missing(Message):
+    """Raises a domain error."""
+
+    name = "test.missing"
+
+    async def handle(self):
+        raise NotFound("No such thing.", thing=7)
+
+
+@incoming.register
+class Public(Message):
+    """Signed-out users may send it."""
+
+    name = "test.public"
+    allow_anonymous = True
+
+    async def handle(self):
+        return {"anonymous": not self.user.is_authenticated}
+
+
+class Greeting(BaseModel):
+    text: str
+
+
+@outgoing.register
+class Greet(Message):
+    """An outgoing message used as a reply."""
+
+    name = "test.greeting"
+    schema = Greeting
+
+
+@incoming.register
+class Hello(Message):
+    """Replies with another message type."""
+
+    name = "test.hello"
+
+    async def handle(self):
+        return Greet(text="hello")
