@@ -52,8 +52,10 @@ def _check() -> None:
     """All candidates read the same frame the same way."""
     env = decode(FRAME)
     model = _adapter.validate_json(FRAME)
-    assert (env.t, env.i, env.p) == (model.t, model.i, model.p) == (lambda d: (d["t"], d["i"], d["p"]))(
-        json.loads(FRAME)
+    assert (
+        (env.t, env.i, env.p)
+        == (model.t, model.i, model.p)
+        == (lambda d: (d["t"], d["i"], d["p"]))(json.loads(FRAME))
     )
 
 
@@ -81,7 +83,7 @@ def render(rows: list[tuple[str, float]]) -> str:
         f"| {'parser':<{width}} | µs/call | vs channelbus |",
         f"|{'-' * (width + 2)}|--------:|--------------:|",
     ]
-    lines += [f"| {label:<{width}} | {us:7.2f} | {us / base:12.2f}× |" for label, us in rows]
+    lines += [f"| {label:<{width}} | {us:7.2f} | {us / base:12.2f}x |" for label, us in rows]
     return "\n".join(lines)
 
 

@@ -104,7 +104,7 @@ async def echo_load(
     """Run ``clients`` closed-loop echo clients for ``warmup`` + ``duration`` seconds."""
     sockets = await asyncio.gather(*(open_socket(url) for _ in range(clients)))
     window = _Window()
-    tasks = [asyncio.ensure_future(_client(ws, window, reply_state, k * 10**9)) for k, ws in enumerate(sockets)]
+    tasks = [asyncio.ensure_future(_client(ws, window, reply_state, k << 32)) for k, ws in enumerate(sockets)]
     try:
         await asyncio.sleep(warmup)
         _raise_failed(tasks)

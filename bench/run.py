@@ -17,7 +17,6 @@ and ``BENCH_SETTLE``. ``--only decode|echo|idle`` runs one part.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import signal
@@ -26,9 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import uvloop
-
 import decode
+import uvloop
 from idle import IdleResult, idle_memory
 from loadgen import EchoResult, echo_load
 from servers import BARE_ASGI, CHANNELBUS, CHANNELS, CLIENT_CPU, WEBSOCKETS, Server, can_pin, stop_all
@@ -55,9 +53,10 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _system_busy_seconds() -> float:
     """CPU time all processes of the machine used so far (the ``cpu`` line of /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 async def _echo(kinds, opts, workdir: Path) -> list[tuple[str, int, EchoResult, float]]:
@@ -72,7 +71,8 @@ async def _echo(kinds, opts, workdir: Path) -> list[tuple[str, int, EchoResult, 
                 )
                 busy = _system_busy_seconds() - busy0
                 # CPU used by other processes during warm-up and window, as a share of one core.
-                others = max(0.0, busy - result.server_cpu - result.client_cpu) / (opts.warmup + opts.duration)
+                span = opts.warmup + opts.duration
+                others = max(0.0, busy - result.server_cpu - result.client_cpu) / span
                 server.check_alive()
                 rows.append((kind.label, clients, result, others))
                 print(f"  {kind.label}, {clients} clients: {result.rate:,.0f} msg/s", file=sys.stderr)
@@ -89,14 +89,14 @@ def render_echo(rows: list[tuple[str, int, EchoResult, float]]) -> str:
     lines = [head, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     notes = []
     for label, clients, r, others in rows:
-        ratio = f"{r.rate / base[clients]:.2f}×" if clients in base else "n/a"
+        ratio = f"{r.rate / base[clients]:.2f}x" if clients in base else "n/a"
         lines.append(
             f"| {label} | {clients} | {r.rate:,.0f} | {r.percentile(50):.3f} | {r.percentile(99):.3f} "
             f"| {r.server_us_per_msg:.1f} | {ratio} | {r.server_load:.0%} | {r.client_load:.0%} "
             f"| {others:.0%} |"
         )
         if r.client_load >= CLIENT_BOUND and r.server_load < CLIENT_BOUND:
-            notes.append(f"{label} at {clients} clients: the load client saturated its core before the server")
+            notes.append(f"{label} at {clients} clients: the load client's core was full before the server's")
     if notes:
         lines += ["", "Client-bound (msg/s is a floor; server CPU µs/msg still compares fairly):"]
         lines += [f"- {n}" for n in notes]
@@ -121,7 +121,7 @@ def render_idle(rows: list[tuple[str, IdleResult]]) -> str:
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for label, r in rows:
-        ratio = f"{r.kb_per_idle_socket / base:.2f}×" if base else "n/a"
+        ratio = f"{r.kb_per_idle_socket / base:.2f}x" if base else "n/a"
         lines.append(
             f"| {label} | {r.count:,} | {r.baseline_kb / 1024:.1f} MB | {r.idle_kb / 1024:.1f} MB "
             f"| {r.kb_per_idle_socket:.1f} | {ratio} | {r.kb_per_used_socket:.1f} |"

@@ -7,6 +7,7 @@ outlives the run.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -66,9 +67,10 @@ CHANNELS = ServerKind("plain Channels", _uvicorn("bench_site.asgi_channels:appli
 CHANNELBUS = ServerKind("channelbus", _uvicorn("bench_site.asgi_bus:application"), reply_state="s")
 
 
+@functools.cache
 def can_pin() -> bool:
-    """True if servers and the load client can run on different CPUs."""
-    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+    """True if servers and the load client can run on different CPUs (decided once, before pinning)."""
+    return shutil.which("taskset") is not None and {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0)
 
 
 def free_port() -> int:

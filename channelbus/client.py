@@ -96,6 +96,7 @@ class BusClient:
         self._handlers: dict[str, list[Handler]] = {}
         self._inbox: asyncio.Queue[Frame] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._expired: set[str] = set()
 
     async def connect(self) -> BusClient:
         """Open the connection (subprotocol ``channelbus.v1``)."""
@@ -189,6 +190,8 @@ class BusClient:
             frame = await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(i, None)
+            if future.cancelled() or not future.done():  # timed out or cancelled: drop its late frames
+                self._expired.add(i)
         if frame.get("s") == states.FAILED:
             raise RequestFailed(frame)
         frame.setdefault("p", None)
@@ -240,6 +243,10 @@ class BusClient:
                 result = on_state(frame)
                 if asyncio.iscoroutine(result):
                     await result
+            return
+        if i is not None and i in self._expired:
+            if frame.get("s") in states.TERMINAL_STATES:
+                self._expired.discard(i)
             return
         handlers = self._handlers.get(frame.get("t", ""))
         if handlers:

@@ -8,7 +8,7 @@ import pytest
 
 from channelbus.client import BusClient, RequestFailed, fetch_cookies
 
-from .servers import DEMO, demo_env, demo_server
+from .servers import DEMO, ROOT, demo_env, demo_server
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,8 @@ def demo_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(demo_dir):
-    with demo_server(demo_dir) as address:
+    # tests.slowapp adds a slow message type to the demo.
+    with demo_server(demo_dir, {"DEMO_EXTRA_APPS": "tests.slowapp", "PYTHONPATH": str(ROOT)}) as address:
         yield address
 
 
@@ -101,3 +102,27 @@ async def test_connection_token_for_scripts(server, demo_dir):
     bus = BusClient(f"ws://{server}/ws/", token="forged")
     await bus.connect()
     assert await bus.wait_closed() == 4401
+
+
+async def test_client_handlers_timeouts_and_fire_and_forget(server):
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{server}/")
+    async with BusClient(f"ws://{server}/ws/", cookies=cookies) as bus:
+        seen = []
+        bus.on("error.bad_request", seen.append)
+        await bus.send_raw("[]")
+        await bus.send("demo.echo", {"text": "no reply expected"})
+        with pytest.raises(TimeoutError):
+            await bus.request("e2e.sleep", {"seconds": 0.3}, timeout=0.05)
+        # The late reply is dropped; the connection goes on.
+        assert await bus.request("demo.add", {"a": 1, "b": 2}) == {"sum": 3}
+        assert seen == [
+            {"t": "error.bad_request", "s": "f", "p": {"msg": "The frame must be a JSON object."}}
+        ]
+        await asyncio.sleep(0.3)
+        try:
+            extra = await bus.receive(timeout=0.2)
+        except TimeoutError:
+            extra = None
+        assert (
+            extra is None
+        )  # the fire-and-forget echo got no reply, and the late e2e.sleep reply was dropped

@@ -3,7 +3,6 @@
 Run as ``python -m bench_site.echo_websockets PORT``.
 """
 
-import asyncio
 import sys
 
 import uvloop

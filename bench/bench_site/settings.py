@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-SECRET_KEY = "bench-only-not-secret"  # noqa: S105
+SECRET_KEY = "bench-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 

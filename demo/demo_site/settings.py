@@ -16,6 +16,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channelbus",
     "demoapp",
+    # Extra apps for end-to-end tests (comma-separated), e.g. "tests.testapp".
+    *filter(None, os.environ.get("DEMO_EXTRA_APPS", "").split(",")),
 ]
 
 MIDDLEWARE = [

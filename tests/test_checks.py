@@ -1,0 +1,49 @@
+"""System checks."""
+
+from django.test import override_settings
+
+from channelbus import Message, incoming
+from channelbus.checks import check_channel_layer, check_registries, check_settings
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def test_defaults_pass():
+    assert check_settings() == [] and check_registries() == [] and check_channel_layer() == []
+
+
+@override_settings(CHANNELBUS={"MAX_FRAME_BYTE": 10})
+def test_unknown_key():
+    errors = check_settings()
+    assert ids(errors) == ["channelbus.E001"]
+    assert "MAX_FRAME_BYTE" in errors[0].msg and "MAX_FRAME_BYTES" in errors[0].hint
+
+
+@override_settings(CHANNELBUS={"MAX_FRAME_BYTES": 0, "RATE_LIMIT": "fast", "URL": "/ws/"})
+def test_bad_values():
+    assert ids(check_settings()) == ["channelbus.E003"] * 3
+
+
+def test_duplicate_type_name():
+    class EchoAgain(Message):
+        name = "demo.echo"
+
+    incoming.register(EchoAgain)
+    try:
+        errors = check_registries()
+        assert ids(errors) == ["channelbus.E002"]
+        assert "demo.echo" in errors[0].msg and "EchoAgain" in errors[0].msg
+    finally:
+        incoming.conflicts.clear()
+
+
+@override_settings(CHANNEL_LAYERS={})
+def test_no_channel_layer():
+    assert ids(check_channel_layer()) == ["channelbus.W001"]
+
+
+def test_in_memory_layer_with_several_processes(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert ids(check_channel_layer()) == ["channelbus.W002"]
