@@ -59,18 +59,8 @@ def summarize(raw: Path, top: int) -> str:
 
 
 def _start_py_spy(pid: int, seconds: float, rate: int, raw: Path) -> subprocess.Popen[bytes]:
-    argv = [
-        _py_spy(),
-        "record",
-        "--pid",
-        str(pid),
-        "--gil",
-        "--rate",
-        str(rate),
-        "--duration",
-        str(int(seconds)),
-    ]
-    argv += ["--format", "raw", "--output", str(raw)]
+    argv = [_py_spy(), "record", "--pid", str(pid), "--gil", "--rate", str(rate)]
+    argv += ["--duration", str(int(seconds)), "--format", "raw", "--output", str(raw)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -29,7 +29,18 @@ import decode
 import uvloop
 from idle import IdleResult, idle_memory
 from loadgen import EchoResult, echo_load
-from servers import BARE_ASGI, CHANNELBUS, CHANNELS, CLIENT_CPU, WEBSOCKETS, Server, can_pin, stop_all
+from servers import (
+    BARE_ASGI,
+    CHANNELBUS,
+    CHANNELS,
+    CLIENT_CPU,
+    WEBSOCKETS,
+    Server,
+    can_pin,
+    cpu_snapshot,
+    cpu_used_since,
+    stop_all,
+)
 
 ECHO_SERVERS = [WEBSOCKETS, BARE_ASGI, CHANNELS, CHANNELBUS]
 IDLE_SERVERS = [BARE_ASGI, CHANNELS, CHANNELBUS]
@@ -51,28 +62,19 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     return opts
 
 
-def _system_busy_seconds() -> float:
-    """CPU time all processes of the machine used so far (the ``cpu`` line of /proc/stat)."""
-    user, nice, system, _idle, _iowait, irq, softirq = (
-        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    )
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
 async def _echo(kinds, opts, workdir: Path) -> list[tuple[str, int, EchoResult, float]]:
     """Throughput and latency of each server at each client count: ``(label, clients, result, others)``."""
     rows = []
     for kind in kinds:
         with Server.start(kind, workdir) as server:
             for clients in opts.clients:
-                busy0 = _system_busy_seconds()
+                ours = {os.getpid(), server.proc.pid}
+                others0, t0 = cpu_snapshot(ours), time.monotonic()
                 result = await echo_load(
                     server.url, clients, opts.warmup, opts.duration, server.cpu_seconds, kind.reply_state
                 )
-                busy = _system_busy_seconds() - busy0
-                # CPU used by other processes during warm-up and window, as a share of one core.
-                span = opts.warmup + opts.duration
-                others = max(0.0, busy - result.server_cpu - result.client_cpu) / span
+                # Other processes on the machine (other people's tests...), as a share of one core.
+                others = cpu_used_since(others0, ours) / (time.monotonic() - t0)
                 server.check_alive()
                 rows.append((kind.label, clients, result, others))
                 print(f"  {kind.label}, {clients} clients: {result.rate:,.0f} msg/s", file=sys.stderr)

@@ -7,6 +7,7 @@ outlives the run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -80,6 +81,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads), from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # Fields 14 and 15 of proc_pid_stat(5); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_snapshot(exclude: set[int]) -> dict[int, float]:
+    """CPU time used so far by each live process of the machine except ``exclude``, by pid."""
+    snapshot = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in exclude:
+            with contextlib.suppress(OSError, ValueError, IndexError):  # it exited meanwhile
+                snapshot[int(entry.name)] = process_cpu_seconds(entry.name)
+    return snapshot
+
+
+def cpu_used_since(before: dict[int, float], exclude: set[int]) -> float:
+    """CPU time other processes used since ``before`` (processes that ended meanwhile are missed)."""
+    now = cpu_snapshot(exclude)
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in now.items())
+
+
 class Server:
     """One running server process (see :meth:`start`)."""
 
@@ -126,11 +151,8 @@ class Server:
         raise RuntimeError(f"{self.kind.label} did not listen within {timeout} s:\n{self.log.read_text()}")
 
     def cpu_seconds(self) -> float:
-        """The server's user + system CPU time so far (all its threads), from /proc/<pid>/stat."""
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        # Fields 14 and 15 of stat(5); fields[0] here is field 3.
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """The server's user + system CPU time so far (all its threads)."""
+        return process_cpu_seconds(self.proc.pid)
 
     def rss_kb(self) -> int:
         """The server's resident set size in KB (VmRSS of /proc/<pid>/status)."""

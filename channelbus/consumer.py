@@ -22,7 +22,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -103,8 +105,9 @@ class BusConsumer:
         self.anonymous = True
         self.closed = False
         self._send: Send | None = None
-        self._queue: asyncio.Queue[tuple[type[Message], Envelope, float]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        # In-order handling: messages waiting behind a handler that is still running.
+        self._waiting: deque[tuple[type[Message], Envelope, float]] = deque()
+        self._worker: asyncio.Task[None] | None = None  # set while an in-order handler is running
         self._concurrent: set[asyncio.Task[None]] = set()
         self._layer_task: asyncio.Task[None] | None = None
         self._close_code: int | None = None
@@ -129,7 +132,7 @@ class BusConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the connection until the client or the server closes it."""
         self.scope = scope
-        self._send = send
+        self._send = _unwrap_session_send(send)
         event = await receive()
         if event["type"] != "websocket.connect":
             return
@@ -248,36 +251,46 @@ class BusConsumer:
             task = asyncio.ensure_future(self._process(cls, env, received))
             self._concurrent.add(task)
             task.add_done_callback(self._concurrent.discard)
-        else:
-            queue = self._queue
-            if queue is None:
-                queue = self._queue = asyncio.Queue()
-                self._worker = asyncio.ensure_future(self._run_in_order(queue))
-            elif queue.qsize() >= self._max_queued:
-                await self.send_error(
-                    RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
-                )
+        elif self._worker is None:
+            # Nothing runs ahead of it: start the handler right here. Most handlers finish
+            # without waiting, and then no Task is created and no loop iteration is spent.
+            coro = self._process(cls, env, received)
+            try:
+                awaiting = coro.send(None)
+            except StopIteration:
                 return
-            queue.put_nowait((cls, env, received))
+            # It waits for something: let it go on in a task; later messages wait behind it.
+            self._worker = asyncio.ensure_future(self._finish_in_order(coro, awaiting))
+        elif len(self._waiting) >= self._max_queued:
+            await self.send_error(
+                RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
+            )
+        else:
+            self._waiting.append((cls, env, received))
 
-    async def _run_in_order(self, queue: asyncio.Queue[tuple[type[Message], Envelope, float]]) -> None:
-        process = self._process
-        get = queue.get
-        while True:
-            cls, env, received = await get()
-            await process(cls, env, received)
+    async def _finish_in_order(self, coro: Coroutine[Any, Any, None], awaiting: Any) -> None:
+        """Finish a handler started in the receive loop, then the messages that arrived meanwhile."""
+        try:
+            await _resume(coro, awaiting)
+            waiting = self._waiting
+            while waiting:
+                await self._process(*waiting.popleft())
+        finally:
+            self._worker = None
 
     async def _process(self, cls: type[Message], env: Envelope, received: float) -> None:
         """permission → validation → handler → reply, with every failure sent as an error frame."""
         meta = Metadata(env.i, self.user, self.connection_id, self.channel_name, received, self.registry)
         try:
+            allowed_kind = cls._allowed_kind
+            if allowed_kind == "async" and not await cls.allowed(self.user, self):  # type: ignore[misc]
+                raise _refusal(cls, meta)
             if cls._sync_handle:
                 result = await database_sync_to_async(_run_sync)(cls, env.p, meta, self)
             else:
-                if cls._allowed_kind is not None:
-                    await _check_permission(cls, meta, self)
-                message = cls.from_payload(env.p, meta)
-                result = await message.handle()
+                if allowed_kind == "sync":
+                    await database_sync_to_async(_check_allowed)(cls, meta, self)
+                result = await cls.from_payload(env.p, meta).handle()
             if env.i is not None:
                 await self.send_frame(_reply_frame(cls, env.i, result))
         except BusError as exc:
@@ -373,6 +386,46 @@ class BusConsumer:
         await self.close(int(event.get("code", CloseCode.FORBIDDEN)), str(event.get("reason", "")))
 
 
+def _unwrap_session_send(send: Send) -> Send:
+    """Skip Channels' session wrapper around ``send`` on the per-frame path.
+
+    ``SessionMiddleware`` wraps ``send`` to save the session on HTTP responses;
+    for WebSocket events it only reads the session's state and forwards the
+    event, which costs a few microseconds per frame for nothing.
+    """
+    from channels.sessions import InstanceSessionWrapper
+
+    wrapper = getattr(send, "__self__", None)
+    while isinstance(wrapper, InstanceSessionWrapper) and not any(
+        t.startswith("websocket.") for t in wrapper.save_message_types
+    ):
+        send = wrapper.real_send
+        wrapper = getattr(send, "__self__", None)
+    return send
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], awaiting: Any) -> Generator[Any, Any, Any]:
+    """Go on running ``coro``, already started by hand and now waiting on ``awaiting``.
+
+    What ``yield from`` does, for a coroutine whose first step ran outside any task
+    (the same idea as Python 3.12's eager tasks).
+    """
+    while True:
+        try:
+            value = yield awaiting
+        except BaseException as exc:  # cancellation and the like go into the coroutine
+            try:
+                awaiting = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                awaiting = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
 def _trace_id_of(event: dict[str, Any]) -> str | None:
     """The ``i`` of a refused frame, if it can be read, so the request still gets its terminal reply."""
     try:
@@ -391,24 +444,18 @@ def _reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:
     return encode(cls.name, result, i=trace_id, s=_SUCCESS)
 
 
-async def _check_permission(cls: type[Message], meta: Metadata, connection: BusConsumer) -> None:
-    if cls._allowed_kind == "async":
-        ok = await cls.allowed(meta.user, connection)  # type: ignore[misc]
-    else:
-        ok = await database_sync_to_async(cls.allowed)(meta.user, connection)
-    if not ok:
-        raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
+def _check_allowed(cls: type[Message], meta: Metadata, connection: BusConsumer) -> None:
+    """A sync ``allowed`` hook: runs in a worker thread, so it may query the database."""
+    if not cls.allowed(meta.user, connection):
+        raise _refusal(cls, meta)
+
+
+def _refusal(cls: type[Message], meta: Metadata) -> Unauthorized:
+    return Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
 
 
 def _run_sync(cls: type[Message], payload: Any, meta: Metadata, connection: BusConsumer) -> Any:
-    """The pipeline of a sync handler, in one worker thread: permission, validation, handler."""
+    """The pipeline of a sync handler, in one worker thread: sync permission, validation, handler."""
     if cls._allowed_kind == "sync":
-        if not cls.allowed(meta.user, connection):
-            raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
-    elif cls._allowed_kind == "async":
-        from asgiref.sync import async_to_sync
-
-        if not async_to_sync(cls.allowed)(meta.user, connection):  # type: ignore[arg-type]
-            raise Unauthorized(f"You may not send {cls.name}.", trace_id=meta.trace_id, type_name=cls.name)
-    message = cls.from_payload(payload, meta)
-    return message.handle()
+        _check_allowed(cls, meta, connection)
+    return cls.from_payload(payload, meta).handle()

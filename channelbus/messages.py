@@ -162,7 +162,7 @@ class Message:
             self.data = None
         else:
             try:
-                self.data = schema.model_validate(payload)
+                self.data = schema.__pydantic_validator__.validate_python(payload)
             except PydanticValidationError as exc:
                 raise ValidationFailed(
                     f"Invalid payload for {cls.name}.",

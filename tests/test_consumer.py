@@ -138,9 +138,27 @@ async def test_permission_hooks(bus_client, user):
         await client.request("test.staff_only")
     assert exc.value.type == "error.unauthorized" and exc.value.payload["type_name"] == "test.staff_only"
     assert await client.request("test.async_perm") is None
+    assert await client.request("test.sync_async_perm") == {"users": 1}
+    with pytest.raises(RequestFailed) as exc:
+        await client.request("test.sync_staff_only")
+    assert exc.value.type == "error.unauthorized"
     user.is_staff = True
     staff = await bus_client(user=user)
     assert await staff.request("test.staff_only") == {"ok": True}
+    assert await staff.request("test.sync_staff_only") == {"users": 1}
+
+
+async def test_async_permission_refusal_with_sync_handler(bus_client, db):
+    from django.contrib.auth import get_user_model
+
+    bob = await get_user_model().objects.acreate(username="bob")
+    client = await bus_client(user=bob)
+    with pytest.raises(RequestFailed) as exc:
+        await client.request("test.sync_async_perm")
+    assert exc.value.payload == {
+        "msg": "You may not send test.sync_async_perm.",
+        "type_name": "test.sync_async_perm",
+    }
 
 
 class StrictRegistryConsumer(BusConsumer):

@@ -129,3 +129,31 @@ class Hello(Message):
 
     async def handle(self):
         return Greet(text="hello")
+
+
+@incoming.register
+class SyncStaffOnly(Message):
+    """A sync handler behind a sync permission hook (both in one thread)."""
+
+    name = "test.sync_staff_only"
+
+    @classmethod
+    def allowed(cls, user, connection):
+        return user.is_staff
+
+    def handle(self):
+        return {"users": get_user_model().objects.count()}
+
+
+@incoming.register
+class SyncAsyncPermission(Message):
+    """A sync handler behind an async permission hook."""
+
+    name = "test.sync_async_perm"
+
+    @classmethod
+    async def allowed(cls, user, connection):
+        return user.username == "alice"
+
+    def handle(self):
+        return {"users": get_user_model().objects.count()}
