@@ -38,6 +38,8 @@ class EchoResult:
     latencies: list[float]
     server_cpu: float
     client_cpu: float
+    #: CPU share of one core that other processes of the machine used meanwhile (set by the caller).
+    others_load: float = 0.0
 
     @property
     def rate(self) -> float:

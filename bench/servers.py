@@ -185,6 +185,11 @@ class Server:
         self.stop()
 
 
+def running_pids() -> set[int]:
+    """The pids of the servers this process started and has not stopped yet."""
+    return {server.proc.pid for server in _running}
+
+
 def stop_all() -> None:
     """Stop every server this process started and has not stopped yet."""
     for server in list(_running):

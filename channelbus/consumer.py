@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -254,13 +255,18 @@ class BusConsumer:
         elif self._worker is None:
             # Nothing runs ahead of it: start the handler right here. Most handlers finish
             # without waiting, and then no Task is created and no loop iteration is spent.
+            # Like a task, it runs in a copy of the context, so context variables it sets
+            # (asgiref's among them) do not leak into the receive loop.
+            context = contextvars.copy_context()
             coro = self._process(cls, env, received)
             try:
-                awaiting = coro.send(None)
+                awaiting = context.run(coro.send, None)
             except StopIteration:
                 return
             # It waits for something: let it go on in a task; later messages wait behind it.
-            self._worker = asyncio.ensure_future(self._finish_in_order(coro, awaiting))
+            self._worker = asyncio.get_running_loop().create_task(
+                self._finish_in_order(coro, awaiting), context=context
+            )
         elif len(self._waiting) >= self._max_queued:
             await self.send_error(
                 RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
