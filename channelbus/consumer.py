@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import secrets
+import sys
 import time
-import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -253,20 +252,11 @@ class BusConsumer:
             self._concurrent.add(task)
             task.add_done_callback(self._concurrent.discard)
         elif self._worker is None:
-            # Nothing runs ahead of it: start the handler right here. Most handlers finish
-            # without waiting, and then no Task is created and no loop iteration is spent.
-            # Like a task, it runs in a copy of the context, so context variables it sets
-            # (asgiref's among them) do not leak into the receive loop.
-            context = contextvars.copy_context()
-            coro = self._process(cls, env, received)
-            try:
-                awaiting = context.run(coro.send, None)
-            except StopIteration:
-                return
-            # It waits for something: let it go on in a task; later messages wait behind it.
-            self._worker = asyncio.get_running_loop().create_task(
-                self._finish_in_order(coro, awaiting), context=context
-            )
+            # Nothing runs ahead of it. On Python >= 3.12 the task starts eagerly: a handler
+            # that finishes without waiting costs no loop iteration.
+            task = _start_task(self._run_in_order(cls, env, received))
+            if not task.done():
+                self._worker = task
         elif len(self._waiting) >= self._max_queued:
             await self.send_error(
                 RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)
@@ -274,10 +264,10 @@ class BusConsumer:
         else:
             self._waiting.append((cls, env, received))
 
-    async def _finish_in_order(self, coro: Coroutine[Any, Any, None], awaiting: Any) -> None:
-        """Finish a handler started in the receive loop, then the messages that arrived meanwhile."""
+    async def _run_in_order(self, cls: type[Message], env: Envelope, received: float) -> None:
+        """Handle one message, then those that arrived meanwhile, in arrival order."""
         try:
-            await _resume(coro, awaiting)
+            await self._process(cls, env, received)
             waiting = self._waiting
             while waiting:
                 await self._process(*waiting.popleft())
@@ -392,6 +382,19 @@ class BusConsumer:
         await self.close(int(event.get("code", CloseCode.FORBIDDEN)), str(event.get("reason", "")))
 
 
+if sys.version_info >= (3, 12):
+
+    def _start_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start ``coro`` as an eager task: it runs now, up to its first real wait."""
+        return asyncio.eager_task_factory(asyncio.get_running_loop(), coro)  # type: ignore[attr-defined,no-any-return]
+
+else:
+
+    def _start_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start ``coro`` as a task (Python 3.11 has no eager tasks: it runs on the next loop iteration)."""
+        return asyncio.get_running_loop().create_task(coro)
+
+
 def _unwrap_session_send(send: Send) -> Send:
     """Skip Channels' session wrapper around ``send`` on the per-frame path.
 
@@ -408,28 +411,6 @@ def _unwrap_session_send(send: Send) -> Send:
         send = wrapper.real_send
         wrapper = getattr(send, "__self__", None)
     return send
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Any], awaiting: Any) -> Generator[Any, Any, Any]:
-    """Go on running ``coro``, already started by hand and now waiting on ``awaiting``.
-
-    What ``yield from`` does, for a coroutine whose first step ran outside any task
-    (the same idea as Python 3.12's eager tasks).
-    """
-    while True:
-        try:
-            value = yield awaiting
-        except BaseException as exc:  # cancellation and the like go into the coroutine
-            try:
-                awaiting = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                awaiting = coro.send(value)
-            except StopIteration as stop:
-                return stop.value
 
 
 def _trace_id_of(event: dict[str, Any]) -> str | None:

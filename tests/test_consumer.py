@@ -324,3 +324,9 @@ async def test_client_disconnect_cancels_running_handlers(user):
     await client.send("test.slow", {"seconds": 5}, i="1")
     await asyncio.sleep(0.05)
     await client.close()  # returns once the application finished: the handler was cancelled
+
+
+async def test_asyncio_timeout_in_a_handler_cancels_only_the_handler(bus_client, user):
+    client = await bus_client(user=user)
+    assert await client.request("test.times_out") == {"timed_out": True}
+    assert await client.request("s.ping") is None

@@ -157,3 +157,18 @@ class SyncAsyncPermission(Message):
 
     def handle(self):
         return {"users": get_user_model().objects.count()}
+
+
+@incoming.register
+class TimesOut(Message):
+    """Enters asyncio.timeout before its first wait; the timeout must hit the handler, not the socket."""
+
+    name = "test.times_out"
+
+    async def handle(self):
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(1)
+        except TimeoutError:
+            return {"timed_out": True}
+        return {"timed_out": False}
