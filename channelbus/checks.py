@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 
 from .conf import DEFAULTS, settings
-from .registry import incoming, outgoing
+from .registry import all_registries
 
 __all__ = ["check_channel_layer", "check_registries", "check_settings"]
 
@@ -70,9 +70,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 @register(Tags.compatibility)
 def check_registries(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """E002: one type name registered by two classes."""
+    """E002: one type name registered by two classes, in any registry."""
     errors: list[Error] = []
-    for registry in (incoming, outgoing):
+    for registry in all_registries():
         for name, kept, refused in registry.conflicts:
             errors.append(
                 Error(
@@ -95,7 +95,7 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             Warning(
                 "No channel layer is configured: channelbus cannot reach a connection from other code.",
                 hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}} "
-                "for one process, or channels_redis for several (docs/deployment.md).",
+                "for one process, or channels_redis for several (docs/settings.md).",
                 id="channelbus.W001",
             )
         ]

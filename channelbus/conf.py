@@ -29,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "RATE_BURST": 100,
     # Close with 4429 after this many messages in a row were refused by the rate limit.
     "FLOOD_CLOSE_AFTER": 100,
-    # Handlers running at once per connection (in-order queue plus concurrent ones).
+    # Handlers of ``concurrent = True`` types running at once per connection; beyond it
+    # a message gets error.rate_limited.
     "MAX_CONCURRENT_HANDLERS": 16,
     # Messages waiting for the in-order handler queue of one connection; beyond it
     # a message gets error.rate_limited.

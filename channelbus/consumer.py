@@ -5,9 +5,12 @@ Channels' world (routing, auth middleware, channel layers) but does not stack
 on Channels' generic consumers: Channels creates an asyncio Task and makes a
 thread-pool hop per message, which costs 3.6x the CPU of the socket itself
 (``docs/performance.md``). Here each connection runs one receive loop that
-decodes and routes each frame inline; handlers of ordinary messages run in one
-long-lived task per connection, in arrival order; control messages
-(``s.ping``) are answered at once from the receive loop.
+decodes and routes each frame inline. Handlers of ordinary messages run in
+arrival order: when none is running, the handler starts in an eager task
+(Python >= 3.12: no loop iteration when it finishes without waiting; 3.11: a
+plain task); messages arriving meanwhile wait in a bounded deque that the
+running task drains. Control messages (``s.ping``) are answered at once from
+the receive loop, and ``concurrent`` types get a task each.
 
 Per frame: rate limit → ``protocol.decode`` → registry lookup → route;
 then, in order: permission → payload validation → handler → reply. Every
@@ -28,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.dispatch import Signal
 from pydantic import BaseModel
 
 from . import signals
@@ -145,9 +149,8 @@ class BusConsumer:
             return
         await self._join_layer()
         await self.accept()
-        if signals.connection_opened.receivers:
-            await signals.connection_opened.asend(type(self), connection=self)
         try:
+            await self._notify(signals.connection_opened)
             await self._receive_loop(receive)
         finally:
             await self._cleanup()
@@ -169,7 +172,9 @@ class BusConsumer:
         self._close_code = code
         assert self._send is not None
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+            # A close reason is at most 123 UTF-8 bytes.
+            short = reason.encode()[:123].decode(errors="ignore")
+            await self._send({"type": "websocket.close", "code": code, "reason": short})
 
     async def _receive_loop(self, receive: Receive) -> None:
         conf = settings
@@ -194,13 +199,20 @@ class BusConsumer:
                             await self.close(CloseCode.TOO_MANY, "Too many messages.")
                             return
                         await self.send_error(
-                            RateLimited(trace_id=_trace_id_of(event), retry_after=round(wait + 0.005, 2))
+                            RateLimited(
+                                trace_id=_trace_id_of(event, max_bytes), retry_after=round(wait + 0.005, 2)
+                            )
                         )
                         continue
                     refused = 0
                 text = event.get("text")
                 if text is None:
-                    await self.send_error(BadRequest("Send JSON envelopes as text frames, not binary."))
+                    await self.send_error(
+                        BadRequest(
+                            "Send JSON envelopes as text frames, not binary.",
+                            trace_id=_trace_id_of(event, max_bytes),
+                        )
+                    )
                     continue
                 await on_frame(text, max_bytes)
             elif kind == "websocket.disconnect":
@@ -215,8 +227,7 @@ class BusConsumer:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        if signals.connection_closed.receivers:
-            await signals.connection_closed.asend(type(self), connection=self, code=self._close_code)
+        await self._notify(signals.connection_closed, code=self._close_code)
 
     # ------------------------------------------------------------------ frames in
 
@@ -227,18 +238,19 @@ class BusConsumer:
             await self.send_error(exc)
             return
         cls = self.registry.get(env.t)
+        if self.anonymous and not (
+            (cls is not None and (cls.allow_anonymous or cls.control)) or settings.ALLOW_ANONYMOUS
+        ):
+            # Checked before "unknown type", so signed-out users cannot probe the registered names.
+            await self.send_error(Unauthorized(f"Sign in to send {env.t}.", trace_id=env.i, type_name=env.t))
+            return
         if cls is None:
             await self.send_error(
                 UnknownMessageType(f"Unknown message type {env.t!r}.", trace_id=env.i, type_name=env.t)
             )
             return
-        if self.anonymous and not (cls.allow_anonymous or cls.control or settings.ALLOW_ANONYMOUS):
-            await self.send_error(
-                Unauthorized(f"Sign in to send {cls.name}.", trace_id=env.i, type_name=cls.name)
-            )
-            return
         if signals.message_received.receivers:
-            await signals.message_received.asend(type(self), connection=self, message=env)
+            await self._notify(signals.message_received, message=env)
         received = time.time()
         if cls.control:
             await self._process(cls, env, received)
@@ -312,7 +324,7 @@ class BusConsumer:
             self.closed = True
             return
         if signals.message_sent.receivers:
-            await signals.message_sent.asend(type(self), connection=self, frame=text)
+            await self._notify(signals.message_sent, frame=text)
 
     async def send_message(self, message: Message, *, i: str | None = None, s: str | None = None) -> None:
         """Send a :class:`Message` built in server code to this connection."""
@@ -333,7 +345,20 @@ class BusConsumer:
             self.closed = True
             return
         if signals.error_sent.receivers:
-            await signals.error_sent.asend(type(self), connection=self, error=error)
+            await self._notify(signals.error_sent, error=error)
+
+    async def _notify(self, signal: Signal, **kwargs: Any) -> None:
+        """Send ``signal``; a receiver that raises is logged and does not hurt the connection."""
+        if not signal.receivers:
+            return
+        for receiver, result in await signal.asend_robust(type(self), connection=self, **kwargs):
+            if isinstance(result, Exception):
+                logger.error(
+                    "channelbus: signal receiver %r failed on %s",
+                    receiver,
+                    self.connection_id,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
 
     # ------------------------------------------------------------------ channel layer
 
@@ -413,10 +438,13 @@ def _unwrap_session_send(send: Send) -> Send:
     return send
 
 
-def _trace_id_of(event: dict[str, Any]) -> str | None:
-    """The ``i`` of a refused frame, if it can be read, so the request still gets its terminal reply."""
+def _trace_id_of(event: dict[str, Any], max_bytes: int) -> str | None:
+    """The ``i`` of a refused frame, if it can be read, so a request still gets its terminal reply."""
+    data = event.get("text")
+    if data is None:
+        data = event.get("bytes") or b""
     try:
-        return decode(event.get("text") or "").i
+        return decode(data, max_bytes).i
     except BusError as exc:
         return exc.trace_id
 

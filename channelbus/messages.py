@@ -17,7 +17,6 @@ bad outgoing payload fails in the code that built it, not on the socket.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -205,8 +204,3 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.data!r}>"
-
-    @staticmethod
-    def now() -> float:
-        """Current Unix time, used for :attr:`Metadata.received_at`."""
-        return time.time()

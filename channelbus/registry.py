@@ -15,12 +15,13 @@ call :meth:`Registry.unregister` to remove one.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, overload
 
 from .messages import Message
 
-__all__ = ["Registry", "incoming", "outgoing"]
+__all__ = ["Registry", "all_registries", "incoming", "outgoing"]
 
 M = TypeVar("M", bound=type[Message])
 
@@ -35,6 +36,7 @@ class Registry:
         self.conflicts: list[tuple[str, type[Message], type[Message]]] = []
         #: Faster than a method call on the per-frame path.
         self.get: Callable[[str], type[Message] | None] = self._classes.get  # type: ignore[assignment]
+        _all_registries.add(self)
 
     @overload
     def register(self, cls: M, *, replace: bool = ...) -> M: ...
@@ -88,6 +90,17 @@ class Registry:
 def _same_class(a: Any, b: Any) -> bool:
     # A module imported twice (e.g. by autoreload) defines an equal class again.
     return a is b or (a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__)
+
+
+_all_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+
+
+def all_registries() -> list[Registry]:
+    """Every registry that exists, ``incoming`` and ``outgoing`` first (the system check reads them all)."""
+    rest = sorted(
+        (r for r in _all_registries if r is not incoming and r is not outgoing), key=lambda r: r.name
+    )
+    return [incoming, outgoing, *rest]
 
 
 #: Messages clients may send to the server.

@@ -180,11 +180,12 @@ class BusTestClient:
 
 
 def _fixture(func: Callable[..., Any]) -> Any:
+    """An async fixture that works in pytest-asyncio's strict and auto modes."""
     try:
-        import pytest
-    except ImportError:  # pragma: no cover - pytest is optional
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - pytest-asyncio is optional
         return func
-    return pytest.fixture(func)
+    return pytest_asyncio.fixture(func)
 
 
 @_fixture

@@ -26,6 +26,21 @@ def test_bad_values():
     assert ids(check_settings()) == ["channelbus.E003"] * 3
 
 
+def test_duplicate_type_name_in_a_custom_registry():
+    from channelbus import Registry
+
+    class A(Message):
+        name = "x.same"
+
+    class B(Message):
+        name = "x.same"
+
+    custom = Registry("custom")
+    custom.register(A)
+    custom.register(B)
+    assert ids(check_registries()) == ["channelbus.E002"]
+
+
 def test_duplicate_type_name():
     class EchoAgain(Message):
         name = "demo.echo"

@@ -78,8 +78,9 @@ async def test_unknown_type_names_it(bus_client, user):
 
 async def test_binary_frame_is_bad_request(bus_client, user):
     client = await bus_client(user=user)
-    await client.send_raw(b'{"t":"s.ping"}')
-    assert (await client.receive())["t"] == "error.bad_request"
+    await client.send_raw(b'{"t":"s.ping","i":"b1"}')
+    frame = await client.receive()
+    assert frame["t"] == "error.bad_request" and frame["i"] == "b1"
 
 
 async def test_too_large_frame(bus_client, user):
@@ -186,10 +187,12 @@ async def test_message_class_allows_anonymous_on_its_own(bus_client):
     client = await bus_client()
     assert await client.request("test.public") == {"anonymous": True}
     assert await client.request("s.ping") is None
-    # ...but other types still need a signed-in user.
-    with pytest.raises(RequestFailed) as exc:
-        await client.request("demo.echo", {"text": "x"})
-    assert exc.value.type == "error.unauthorized"
+    # ...but other types still need a signed-in user, and unknown ones do not tell they are unknown.
+    for type_name in ("demo.echo", "no.such"):
+        with pytest.raises(RequestFailed) as exc:
+            await client.request(type_name, {"text": "x"})
+        assert exc.value.type == "error.unauthorized"
+        assert exc.value.payload == {"msg": f"Sign in to send {type_name}.", "type_name": type_name}
 
 
 async def test_handlers_run_in_arrival_order(bus_client, user):
@@ -290,6 +293,22 @@ async def test_signals(bus_client, user):
         "error_sent",
         "connection_closed",
     ]
+
+
+async def test_a_failing_signal_receiver_is_logged_and_harmless(bus_client, user, caplog):
+    async def broken(sender, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    signals.connection_opened.connect(broken)
+    signals.message_received.connect(broken)
+    try:
+        with caplog.at_level(logging.ERROR, logger="channelbus"):
+            client = await bus_client(user=user)
+            assert await client.request("demo.echo", {"text": "ok"}) == {"text": "ok"}
+    finally:
+        signals.connection_opened.disconnect(broken)
+        signals.message_received.disconnect(broken)
+    assert sum("signal receiver" in r.getMessage() for r in caplog.records) == 2
 
 
 async def test_channel_layer_frames_reach_the_socket(bus_client, user):

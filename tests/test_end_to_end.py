@@ -56,7 +56,7 @@ async def test_contract_replies_over_a_real_socket(server):
         big = '{"t":"demo.echo","i":"big1","p":{"text":"' + "x" * (300 * 1024) + '"}}'
         await bus.send_raw(big)
         frame = await bus.receive()
-        assert frame["t"] == "error.too_large" and frame["s"] == "f"
+        assert frame["t"] == "error.too_large" and frame["s"] == "f" and frame["i"] == "big1"
         assert frame["p"]["limit"] == 256 * 1024
 
         # Still open after all of them.

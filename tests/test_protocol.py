@@ -113,6 +113,19 @@ def test_too_large_counts_utf8_bytes():
     assert exc.value.payload() == {"msg": f"The frame is larger than {limit} bytes.", "limit": limit}
 
 
+def test_too_large_keeps_the_trace_id_when_readable():
+    frame = orjson.dumps({"t": "a", "i": "big", "p": "x" * 2000})
+    with pytest.raises(TooLarge) as exc:
+        decode(frame, 1000)
+    assert exc.value.trace_id == "big"
+    with pytest.raises(TooLarge) as exc:
+        decode(orjson.dumps({"t": "a", "i": "huge", "p": "x" * 5000}), 1000)  # over 4x the limit: not parsed
+    assert exc.value.trace_id is None
+    with pytest.raises(TooLarge) as exc:
+        decode(b'{"t":"a","i":"big","p":"' + b"x" * 2000, 1000)  # not JSON: no i
+    assert exc.value.trace_id is None
+
+
 def test_default_limit_is_256_kib():
     frame = '{"t":"a","i":"big","p":"' + "x" * DEFAULT_MAX_FRAME_BYTES + '"}'
     with pytest.raises(TooLarge):

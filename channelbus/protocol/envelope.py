@@ -9,7 +9,9 @@ Limits (all in :mod:`channelbus.protocol.limits`):
 
 Every failure is a :class:`BadRequest` or :class:`TooLarge` that carries the
 frame's ``i`` whenever that ``i`` could be read and is itself valid, so the
-client can match the error to its request.
+client can match the error to its request. A too-large frame is parsed for
+its ``i`` only if it is at most 4x the limit (the server read it already;
+larger ones are refused without parsing).
 """
 
 from __future__ import annotations
@@ -59,6 +61,22 @@ def valid_trace_id(trace_id: object) -> bool:
     return type(trace_id) is str and 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH
 
 
+#: A too-large frame is still parsed for its ``i`` up to this many times the limit.
+TOO_LARGE_READ_FACTOR = 4
+
+
+def _read_trace_id(frame: str | bytes, n: int, max_frame_bytes: int) -> str | None:
+    """The valid ``i`` of a too-large frame, if it is no more than 4x the limit (one orjson pass)."""
+    if n > TOO_LARGE_READ_FACTOR * max_frame_bytes:
+        return None
+    try:
+        data = _loads(frame)
+    except (_JSONDecodeError, TypeError, ValueError):
+        return None
+    i = data.get("i") if type(data) is dict else None
+    return i if type(i) is str and 0 < len(i) <= MAX_TRACE_ID_LENGTH else None
+
+
 def decode(frame: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Envelope:
     """Parse one incoming text frame into an :class:`Envelope`.
 
@@ -72,8 +90,11 @@ def decode(frame: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -
         and isinstance(frame, str)
         and len(frame.encode("utf-8", "surrogatepass")) > max_frame_bytes
     ):
-        # The frame is not parsed: reading its ``i`` would cost what the limit protects.
-        raise TooLarge(f"The frame is larger than {max_frame_bytes} bytes.", limit=max_frame_bytes)
+        raise TooLarge(
+            f"The frame is larger than {max_frame_bytes} bytes.",
+            trace_id=_read_trace_id(frame, n, max_frame_bytes),
+            limit=max_frame_bytes,
+        )
     try:
         data = _loads(frame)
     except (_JSONDecodeError, TypeError, ValueError):
