@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_QUEUED_MESSAGES": 100,
     # Seconds a connection token (channelbus.auth.connection_token) stays valid.
     "TOKEN_MAX_AGE": 3600,
+    # Topics one connection may follow (auto-joined ones included).
+    "MAX_TOPICS_PER_CONNECTION": 100,
+    # Seconds a signed topic token (channelbus.topics.topic_token) stays valid.
+    "TOPIC_TOKEN_MAX_AGE": 12 * 3600,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
 }

@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.dispatch import Signal
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 
 from . import signals
 from .conf import settings
+from .fanout import Hub, get_hub
 from .messages import Message, Metadata
 from .protocol import (
     BadRequest,
@@ -52,6 +54,7 @@ from .protocol import (
     states,
 )
 from .registry import Registry, incoming
+from .topics import topics, topics_from_token
 
 __all__ = ["BusConsumer"]
 
@@ -93,9 +96,9 @@ class _TokenBucket:
 class BusConsumer:
     """The channelbus WebSocket endpoint; route it with :func:`channelbus.routing.websocket_urlpatterns`.
 
-    Subclass to change :attr:`registry` (the incoming registry) or to add
-    channel-layer message handlers in :attr:`layer_handlers`. Attributes of a
-    live connection: ``scope``, ``user``, ``connection_id``, ``channel_name``.
+    Subclass to change :attr:`registry` (the incoming registry). Attributes of
+    a live connection: ``scope``, ``user``, ``connection_id``, ``channel_name``
+    (its address, for ``publish(to=...)``) and ``topics`` (those it follows).
     """
 
     #: Where incoming message types are looked up.
@@ -113,7 +116,10 @@ class BusConsumer:
         self._waiting: deque[tuple[type[Message], Envelope, float]] = deque()
         self._worker: asyncio.Task[None] | None = None  # set while an in-order handler is running
         self._concurrent: set[asyncio.Task[None]] = set()
-        self._layer_task: asyncio.Task[None] | None = None
+        #: Topics this connection follows.
+        self.topics: set[str] = set()
+        self.max_topics = 0
+        self.hub: Hub | None = None
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
@@ -142,14 +148,18 @@ class BusConsumer:
             return
         self.user = user = scope.get("user")
         self.anonymous = not (user is not None and getattr(user, "is_authenticated", False))
+        self.max_topics = settings.MAX_TOPICS_PER_CONNECTION
         registry = self.registry
         if self.anonymous and not (settings.ALLOW_ANONYMOUS or registry.allows_anonymous()):
             await self.accept()
             await self.close(CloseCode.NOT_SIGNED_IN, "Sign in to use this connection.")
             return
-        await self._join_layer()
+        hub = self.hub = get_hub()
+        await hub.start()
         await self.accept()
+        self.channel_name = hub.attach(self)
         try:
+            await self._join_initial_topics()
             await self._notify(signals.connection_opened)
             await self._receive_loop(receive)
         finally:
@@ -221,13 +231,62 @@ class BusConsumer:
 
     async def _cleanup(self) -> None:
         self.closed = True
-        tasks = [t for t in (self._worker, self._layer_task, *self._concurrent) if t is not None]
+        tasks = [t for t in (self._worker, *self._concurrent) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+        if self.hub is not None:
+            await self.hub.detach(self)
         await self._notify(signals.connection_closed, code=self._close_code)
+
+    # ------------------------------------------------------------------ topics
+
+    async def join(self, topic: str) -> None:
+        """Follow ``topic`` (no permission check: callers check first)."""
+        assert self.hub is not None
+        await self.hub.join(self, topic)
+
+    async def leave(self, topic: str) -> None:
+        """Stop following ``topic``."""
+        if self.hub is not None:
+            await self.hub.leave(self, topic)
+
+    async def _join_initial_topics(self) -> None:
+        """The kinds every connection joins (``user:<pk>``, ``broadcast``), then the page's signed topics."""
+        for kind in topics.auto_join_kinds():
+            key = kind.auto_key(self.user)
+            if key is not False:
+                await self.join(kind.kind if key is None else f"{kind.kind}:{key}")
+        token = _query_value(self.scope, "topics")
+        if token:
+            try:
+                names = topics_from_token(token)
+            except BusError as exc:
+                await self.send_error(exc)
+                return
+            for name in names[: self.max_topics]:
+                await self.join(name)
+
+    async def recheck_topic(self, topic: str) -> None:
+        """Ask again whether this connection's user may follow ``topic``; if not, leave it and say why."""
+        from .topic_messages import TopicLeft, check_subscription
+
+        try:
+            await database_sync_to_async(check_subscription)(topic, self.user)
+        except BusError as exc:
+            await self.leave(topic)
+            await self.send_message(TopicLeft(topic=topic, reason=exc.msg))
+
+    async def push(self, event: dict[str, Any]) -> None:
+        """Hand a ready ``websocket.send`` event to the socket (fan-out gives every socket the same one)."""
+        if self.closed:
+            return
+        try:
+            await self._send(event)  # type: ignore[misc]
+        except Exception:  # the client went away
+            self.closed = True
 
     # ------------------------------------------------------------------ frames in
 
@@ -288,7 +347,9 @@ class BusConsumer:
 
     async def _process(self, cls: type[Message], env: Envelope, received: float) -> None:
         """permission → validation → handler → reply, with every failure sent as an error frame."""
-        meta = Metadata(env.i, self.user, self.connection_id, self.channel_name, received, self.registry)
+        meta = Metadata(
+            env.i, self.user, self.connection_id, self.channel_name, received, self.registry, self
+        )
         try:
             allowed_kind = cls._allowed_kind
             if allowed_kind == "async" and not await cls.allowed(self.user, self):  # type: ignore[misc]
@@ -360,52 +421,6 @@ class BusConsumer:
                     exc_info=(type(result), result, result.__traceback__),
                 )
 
-    # ------------------------------------------------------------------ channel layer
-
-    #: Channel-layer message types this consumer understands, mapped to method names.
-    layer_handlers: dict[str, str] = {"bus.frame": "layer_frame", "bus.close": "layer_close"}
-
-    async def _join_layer(self) -> None:
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        self.channel_name = await layer.new_channel()
-        self._layer_task = asyncio.ensure_future(self._layer_loop(layer, self.channel_name))
-
-    async def _layer_loop(self, layer: Any, channel: str) -> None:
-        delay = 0.1
-        while not self.closed:
-            try:
-                event = await layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("channelbus: channel layer receive failed on %s; retrying", channel)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.1
-            name = self.layer_handlers.get(event.get("type", "")) if isinstance(event, dict) else None
-            if name is None:
-                logger.warning("channelbus: ignored unknown channel-layer message %r on %s", event, channel)
-                continue
-            try:
-                await getattr(self, name)(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("channelbus: channel-layer handler %s failed on %s", name, channel)
-
-    async def layer_frame(self, event: dict[str, Any]) -> None:
-        """``{"type": "bus.frame", "text": <encoded frame>}``: forward an encoded frame to the socket."""
-        await self.send_frame(event["text"])
-
-    async def layer_close(self, event: dict[str, Any]) -> None:
-        """``{"type": "bus.close", "code": int, "reason": str}``: close this connection."""
-        await self.close(int(event.get("code", CloseCode.FORBIDDEN)), str(event.get("reason", "")))
-
 
 if sys.version_info >= (3, 12):
 
@@ -436,6 +451,15 @@ def _unwrap_session_send(send: Send) -> Send:
         send = wrapper.real_send
         wrapper = getattr(send, "__self__", None)
     return send
+
+
+def _query_value(scope: Scope, name: str) -> str | None:
+    """One value of the connection URL's query string."""
+    query = scope.get("query_string", b"")
+    if not query or name.encode() not in query:
+        return None
+    values = parse_qs(query.decode("latin1")).get(name)
+    return values[0] if values else None
 
 
 def _trace_id_of(event: dict[str, Any], max_bytes: int) -> str | None:

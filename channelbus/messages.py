@@ -41,7 +41,8 @@ class Metadata:
     connection; ``channel_name`` the consumer's channel-layer name (None when
     no channel layer is configured); ``received_at`` a Unix timestamp;
     ``registry`` the registry the message came through (None for messages
-    built in code).
+    built in code); ``connection`` the :class:`~channelbus.consumer.BusConsumer`
+    it came through (None outside a connection).
     """
 
     trace_id: str | None = None
@@ -50,6 +51,7 @@ class Metadata:
     channel_name: str | None = None
     received_at: float = 0.0
     registry: Registry | None = None
+    connection: Any = None
 
 
 def validation_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
@@ -77,6 +79,8 @@ class Message:
     ``concurrent``
         True runs this type's handler beside others of the same connection
         instead of in arrival order.
+    ``exclude_none``
+        True leaves payload fields that are None out of frames.
 
     Hooks:
 
@@ -94,6 +98,8 @@ class Message:
     schema: ClassVar[type[BaseModel] | None] = None
     allow_anonymous: ClassVar[bool] = False
     concurrent: ClassVar[bool] = False
+    #: Leave fields that are None out of the payload this message sends.
+    exclude_none: ClassVar[bool] = False
     #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
     control: ClassVar[bool] = False
 
@@ -195,7 +201,7 @@ class Message:
         """The payload as JSON-ready data (the schema's fields, or the raw value)."""
         data = self.data
         if isinstance(data, BaseModel):
-            return data.model_dump(mode="json")
+            return data.model_dump(mode="json", exclude_none=self.exclude_none)
         return data
 
     def encode(self, *, i: str | None = None, s: str | None = None, c: str | None = None) -> str:

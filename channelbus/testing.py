@@ -51,13 +51,14 @@ class BusTestClient:
         *,
         user: Any = None,
         path: str = "/ws/",
+        query_string: str = "",
         headers: list[tuple[bytes, bytes]] | None = None,
         subprotocols: list[str] | None = None,
     ) -> None:
         scope: dict[str, Any] = {
             "type": "websocket",
             "path": path,
-            "query_string": b"",
+            "query_string": query_string.encode(),
             "headers": headers or [],
             "subprotocols": subprotocols or [],
         }

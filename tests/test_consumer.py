@@ -311,8 +311,10 @@ async def test_a_failing_signal_receiver_is_logged_and_harmless(bus_client, user
     assert sum("signal receiver" in r.getMessage() for r in caplog.records) == 2
 
 
-async def test_channel_layer_frames_reach_the_socket(bus_client, user):
-    from channels.layers import get_channel_layer
+async def test_frames_and_closes_reach_one_connection_by_its_address(bus_client, user):
+    from channelbus.fanout import get_hub
+    from channelbus.publish import apublish
+    from tests.testapp.messages import Greet
 
     got = []
 
@@ -324,16 +326,14 @@ async def test_channel_layer_frames_reach_the_socket(bus_client, user):
         client = await bus_client(user=user)
     finally:
         signals.connection_opened.disconnect(opened)
-    layer = get_channel_layer()
-    channel = got[0].channel_name
-    assert channel
-    await layer.send(channel, {"type": "unknown.thing"})  # ignored and logged, not fatal
-    await layer.send(channel, {"type": "bus.frame", "text": '{"t":"x.y","p":1}'})
-    assert await client.receive() == {"t": "x.y", "p": 1}
-    await layer.send(channel, {"type": "bus.close", "code": 4403, "reason": "revoked"})
+    address = got[0].channel_name
+    assert address.startswith("local|")
+    await apublish(Greet(text="just you"), to=address)
+    assert await client.receive() == {"t": "test.greeting", "p": {"text": "just you"}}
+    await get_hub().close_connection(address, 4403, "revoked")
     with pytest.raises(ConnectionRefused) as exc:
-        await client.receive()
-        await client.receive()
+        while True:
+            await client.receive()
     assert exc.value.code == 4403
 
 

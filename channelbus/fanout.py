@@ -1,0 +1,264 @@
+"""Topic delivery: the local sockets of each topic, and the way to other server processes.
+
+One :class:`Hub` per event loop (one per server process under uvicorn) keeps
+which local connections follow which topic. A published frame is encoded
+once per topic and the same ASGI event is handed to every local socket: no
+JSON work, no Task and no database query per subscriber.
+
+Across processes the hub, not each connection, talks to the channel layer:
+it owns one layer channel and joins one layer group per topic that has local
+subscribers. A publish is one ``group_send`` per topic, received once by
+each process that has subscribers, whatever their number. With Channels'
+``InMemoryChannelLayer`` (one process) or no layer, delivery is direct.
+
+A connection's address (``BusConsumer.channel_name``) is
+``<hub channel>|<connection id>``; frames for one connection go to its
+process's hub, which hands them to the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+if TYPE_CHECKING:
+    from .consumer import BusConsumer
+
+__all__ = ["Hub", "get_hub", "group_name"]
+
+logger = logging.getLogger("channelbus")
+
+LOCAL = "local"
+ADDRESS_SEPARATOR = "|"
+#: Re-join layer groups this often (channels_redis forgets members after ``group_expiry``, a day by default).
+GROUP_REFRESH_SECONDS = 3600.0
+
+
+def group_name(topic: str) -> str:
+    """The channel-layer group of a topic: stable across processes and valid for every layer."""
+    return "channelbus.t." + hashlib.blake2b(topic.encode(), digest_size=16).hexdigest()
+
+
+class Hub:
+    """Which local connections follow which topic, and delivery to them and to other processes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        #: topic name -> local connections following it.
+        self.members: dict[str, set[BusConsumer]] = {}
+        #: connection id -> local connection.
+        self.connections: dict[str, BusConsumer] = {}
+        self.layer: Any = None
+        #: This hub's layer channel (``"local"`` when delivery is in-process only).
+        self.channel = LOCAL
+        self._layer_picked = False
+        self._starting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    @property
+    def cross_process(self) -> bool:
+        """True when publishing goes through a channel layer that reaches other processes."""
+        return self.layer is not None
+
+    def pick_layer(self) -> None:
+        """Choose the delivery mode from ``CHANNEL_LAYERS``: a shared layer, or in-process only."""
+        if self._layer_picked:
+            return
+        layer = get_channel_layer()
+        if layer is not None and not isinstance(layer, InMemoryChannelLayer):
+            self.layer = layer
+        self._layer_picked = True
+
+    async def start(self) -> None:
+        """Get ready to serve connections: with a shared layer, open this hub's channel and read it."""
+        self.pick_layer()
+        if self.layer is None or self._reader is not None:
+            return
+        if self._starting is None:
+            self._starting = self.loop.create_task(self._open_channel())
+        await asyncio.shield(self._starting)
+
+    async def _open_channel(self) -> None:
+        try:
+            self.channel = await self.layer.new_channel("channelbus.hub.")
+        except BaseException:
+            self._starting = None
+            raise
+        self._reader = self.loop.create_task(self._read())
+        self._refresher = self.loop.create_task(self._refresh_groups())
+
+    async def stop(self) -> None:
+        """Stop reading from the layer (tests, shutdown)."""
+        for task in (self._reader, self._refresher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    # ------------------------------------------------------------------ connections
+
+    def address(self, connection: BusConsumer) -> str:
+        """The address of a local connection."""
+        return f"{self.channel}{ADDRESS_SEPARATOR}{connection.connection_id}"
+
+    def attach(self, connection: BusConsumer) -> str:
+        """Register a new local connection; returns its address."""
+        self.connections[connection.connection_id] = connection
+        return self.address(connection)
+
+    async def detach(self, connection: BusConsumer) -> None:
+        """Forget a closed connection and drop all its memberships."""
+        self.connections.pop(connection.connection_id, None)
+        for topic in list(connection.topics):
+            await self.leave(connection, topic)
+
+    async def join(self, connection: BusConsumer, topic: str) -> None:
+        """Make ``connection`` follow ``topic``."""
+        subscribers = self.members.get(topic)
+        if subscribers is None:
+            subscribers = self.members[topic] = set()
+            if self.layer is not None:
+                await self.layer.group_add(group_name(topic), self.channel)
+        subscribers.add(connection)
+        connection.topics.add(topic)
+
+    async def leave(self, connection: BusConsumer, topic: str) -> None:
+        """Stop ``connection`` following ``topic``."""
+        connection.topics.discard(topic)
+        subscribers = self.members.get(topic)
+        if subscribers is None:
+            return
+        subscribers.discard(connection)
+        if not subscribers:
+            del self.members[topic]
+            if self.layer is not None:
+                try:
+                    await self.layer.group_discard(group_name(topic), self.channel)
+                except Exception:  # the group expires by itself; a stray delivery finds no member
+                    logger.warning("channelbus: could not leave layer group of %s", topic, exc_info=True)
+
+    # ------------------------------------------------------------------ delivery
+
+    async def publish(self, topic: str, text: str, exclude: str | None = None) -> None:
+        """Deliver an encoded frame to every follower of ``topic``, in every process."""
+        self.pick_layer()
+        if self.layer is not None:
+            event = {"type": "bus.publish", "topic": topic, "text": text}
+            if exclude:
+                event["exclude"] = exclude
+            await self.layer.group_send(group_name(topic), event)
+        else:
+            await self.deliver(topic, text, exclude)
+
+    async def send_to(self, address: str, text: str) -> None:
+        """Deliver an encoded frame to one connection, in whatever process it lives."""
+        self.pick_layer()
+        channel, _, connection_id = address.rpartition(ADDRESS_SEPARATOR)
+        if channel == self.channel or self.layer is None or channel == LOCAL:
+            connection = self.connections.get(connection_id)
+            if connection is not None:
+                await connection.send_frame(text)
+            return
+        await self.layer.send(channel, {"type": "bus.direct", "connection": connection_id, "text": text})
+
+    async def close_connection(self, address: str, code: int, reason: str) -> None:
+        """Close one connection (sends ``s.closing`` first), in whatever process it lives."""
+        self.pick_layer()
+        channel, _, connection_id = address.rpartition(ADDRESS_SEPARATOR)
+        if channel == self.channel or self.layer is None or channel == LOCAL:
+            connection = self.connections.get(connection_id)
+            if connection is not None:
+                await connection.close(code, reason)
+            return
+        await self.layer.send(
+            channel, {"type": "bus.close", "connection": connection_id, "code": code, "reason": reason}
+        )
+
+    async def deliver(self, topic: str, text: str, exclude: str | None = None) -> None:
+        """Hand one frame to every local follower of ``topic`` (the per-delivery hot path)."""
+        subscribers = self.members.get(topic)
+        if not subscribers:
+            return
+        excluded = exclude.rpartition(ADDRESS_SEPARATOR)[2] if exclude else None
+        event = {"type": "websocket.send", "text": text}
+        for connection in tuple(subscribers):
+            if connection.connection_id != excluded:
+                await connection.push(event)
+
+    async def _read(self) -> None:
+        """Receive what other processes send to this hub's channel."""
+        layer, channel = self.layer, self.channel
+        delay = 0.1
+        while True:
+            try:
+                event = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channelbus: channel layer receive failed on %s; retrying", channel)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            try:
+                await self._handle(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channelbus: could not handle channel-layer message %r", event)
+
+    async def _handle(self, event: Any) -> None:
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "bus.publish":
+            await self.deliver(event["topic"], event["text"], event.get("exclude"))
+        elif kind == "bus.direct":
+            connection = self.connections.get(event["connection"])
+            if connection is not None:
+                await connection.send_frame(event["text"])
+        elif kind == "bus.close":
+            connection = self.connections.get(event["connection"])
+            if connection is not None:
+                await connection.close(int(event.get("code", 4403)), str(event.get("reason", "")))
+        elif kind == "bus.recheck":
+            await self.recheck(event["topic"])
+        else:
+            logger.warning("channelbus: ignored unknown channel-layer message %r", event)
+
+    async def recheck(self, topic: str) -> None:
+        """Ask again whether each local follower may still follow ``topic``; drop those who may not."""
+        for connection in tuple(self.members.get(topic, ())):
+            await connection.recheck_topic(topic)
+
+    async def _refresh_groups(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            started = time.monotonic()
+            for topic in list(self.members):
+                try:
+                    await self.layer.group_add(group_name(topic), self.channel)
+                except Exception:
+                    logger.warning("channelbus: could not refresh layer group of %s", topic, exc_info=True)
+            logger.debug(
+                "channelbus: refreshed %d groups in %.3fs", len(self.members), time.monotonic() - started
+            )
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for old in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old]
+        hub = _hubs[loop] = Hub(loop)
+    return hub

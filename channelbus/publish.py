@@ -1,0 +1,168 @@
+"""Publishing from any code: ``publish()`` for sync code, ``apublish()`` for async code.
+
+::
+
+    publish(ChatMessage(room="lobby", text="hi"), to="chat.room:lobby")
+    publish(Notice(text="Saved"), to=request.user)           # every tab of that user
+    await apublish(Shouted(text="hey"), to="demo.all", exclude=self.meta.channel_name)
+
+``to`` takes one target or a list: a topic name (``"chat.room:lobby"``,
+``"broadcast"``), a :class:`~channelbus.topics.Topic`, a user (their
+``user:<pk>`` topic), another model instance (its ``<app>.<model>:<pk>``
+topic), or a connection address (``BusConsumer.channel_name``).
+
+The message was validated when it was built; it is encoded once per topic
+(the frame carries the topic in ``c``), whatever the number of subscribers.
+
+Inside a transaction, ``publish()`` waits for the commit by default
+(``on_commit=True``): calls keep their order, and what a rolled-back
+savepoint published is dropped. ``on_commit=False`` sends at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import models, transaction
+
+from .fanout import ADDRESS_SEPARATOR, get_hub, group_name
+from .messages import Message
+from .topics import Topic, topic_name
+
+__all__ = ["apublish", "arecheck", "publish", "recheck", "resolve_targets"]
+
+logger = logging.getLogger("channelbus")
+
+
+def resolve_targets(to: Any) -> tuple[list[str], list[str]]:
+    """Split ``to`` into (topic names, connection addresses)."""
+    single = isinstance(to, str | Topic | models.Model) or not isinstance(to, Iterable)
+    items: Iterable[Any] = (to,) if single else to
+    topics: list[str] = []
+    addresses: list[str] = []
+    for item in items:
+        if isinstance(item, str) and ADDRESS_SEPARATOR in item:
+            addresses.append(item)
+        elif isinstance(item, models.Model) and _is_user(item):
+            topics.append(f"user:{item.pk}")
+        else:
+            try:
+                topics.append(topic_name(item))
+            except TypeError:
+                raise TypeError(
+                    f"publish(to=...) takes topic names, Topic objects, users, model instances or "
+                    f"connection addresses, not {item!r}."
+                ) from None
+    return topics, addresses
+
+
+def _is_user(obj: models.Model) -> bool:
+    from django.contrib.auth import get_user_model
+
+    return isinstance(obj, get_user_model())
+
+
+def _exclude_address(exclude: Any) -> str | None:
+    if exclude is None or isinstance(exclude, str):
+        return exclude
+    if isinstance(exclude, Message):
+        return exclude.meta.channel_name
+    return getattr(exclude, "channel_name", None)  # a BusConsumer
+
+
+async def apublish(message: Message, to: Any, *, exclude: Any = None) -> None:
+    """Send ``message`` to every connection following the targets in ``to`` (at once; async code).
+
+    ``exclude`` is a connection (its address, the consumer, or an incoming
+    message whose sender should not get it).
+    """
+    if not isinstance(message, Message):
+        raise TypeError(f"publish() takes a Message instance, not {message!r}.")
+    topics, addresses = resolve_targets(to)
+    hub = get_hub()
+    skip = _exclude_address(exclude)
+    payload = message.payload()
+    for topic in topics:
+        await hub.publish(topic, message_frame(message, payload, topic), skip)
+    if addresses:
+        text = message_frame(message, payload, None)
+        for address in addresses:
+            if address != skip:
+                await hub.send_to(address, text)
+
+
+def message_frame(message: Message, payload: Any, topic: str | None) -> str:
+    """The frame of a published message (state absent, ``c`` = the topic)."""
+    from .protocol import encode
+
+    return encode(message.name, payload, c=topic)
+
+
+def publish(
+    message: Message, to: Any, *, exclude: Any = None, on_commit: bool = True, using: str | None = None
+) -> None:
+    """Send ``message`` to the targets in ``to`` from sync code, after the current transaction commits.
+
+    Outside a transaction (or with ``on_commit=False``) it is sent at once.
+    From inside a running event loop (a sync function called by async code)
+    it is scheduled on that loop; prefer ``await apublish(...)`` there.
+    """
+    if not isinstance(message, Message):
+        raise TypeError(f"publish() takes a Message instance, not {message!r}.")
+    resolve_targets(to)  # fail here, in the caller, on a bad target
+    send = functools.partial(_send_now, message, to, exclude)
+    if on_commit:
+        transaction.on_commit(send, using=using)
+    else:
+        send()
+
+
+def _send_now(message: Message, to: Any, exclude: Any) -> None:
+    _run_async(apublish(message, to, exclude=exclude))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("channelbus: publish failed", exc_info=task.exception())
+
+
+async def arecheck(target: Any) -> None:
+    """Ask again, in every process, whether each follower of a topic may still follow it.
+
+    Those who may not are removed and get ``topic.left`` with the reason.
+    ``target`` is anything ``publish(to=...)`` takes that names topics.
+    """
+    topics, _ = resolve_targets(target)
+    hub = get_hub()
+    hub.pick_layer()
+    for topic in topics:
+        if hub.layer is not None:
+            await hub.layer.group_send(group_name(topic), {"type": "bus.recheck", "topic": topic})
+        else:
+            await hub.recheck(topic)
+
+
+def recheck(target: Any) -> None:
+    """Sync :func:`arecheck`, run after the current transaction commits."""
+    resolve_targets(target)
+    transaction.on_commit(lambda: _run_async(arecheck(target)))
+
+
+def _run_async(coro: Any) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        loop.create_task(coro).add_done_callback(_log_failure)
+    else:
+        async_to_sync(_await)(coro)
+
+
+async def _await(coro: Any) -> None:
+    await coro
