@@ -22,6 +22,13 @@ _EXPORTS = {
     "incoming": "channelbus.registry",
     "outgoing": "channelbus.registry",
     "BusConsumer": "channelbus.consumer",
+    "publish": "channelbus.publish",
+    "apublish": "channelbus.publish",
+    "recheck": "channelbus.publish",
+    "arecheck": "channelbus.publish",
+    "Topic": "channelbus.topics",
+    "topic_kinds": "channelbus.topics",
+    "topic_token": "channelbus.topics",
     "bus_application": "channelbus.routing",
     "websocket_urlpatterns": "channelbus.routing",
     "BusError": "channelbus.protocol",
@@ -57,8 +64,10 @@ if TYPE_CHECKING:
         UnknownMessageType,
         ValidationFailed,
     )
+    from .publish import apublish, arecheck, publish, recheck
     from .registry import Registry, incoming, outgoing
     from .routing import bus_application, websocket_urlpatterns
+    from .topics import Topic, topic_kinds, topic_token
 
 
 def __getattr__(name: str) -> Any:

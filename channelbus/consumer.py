@@ -54,7 +54,7 @@ from .protocol import (
     states,
 )
 from .registry import Registry, incoming
-from .topics import topics, topics_from_token
+from .topics import topic_kinds, topics_from_token
 
 __all__ = ["BusConsumer"]
 
@@ -255,7 +255,7 @@ class BusConsumer:
 
     async def _join_initial_topics(self) -> None:
         """The kinds every connection joins (``user:<pk>``, ``broadcast``), then the page's signed topics."""
-        for kind in topics.auto_join_kinds():
+        for kind in topic_kinds.auto_join_kinds():
             key = kind.auto_key(self.user)
             if key is not False:
                 await self.join(kind.kind if key is None else f"{kind.kind}:{key}")

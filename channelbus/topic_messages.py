@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from .messages import Message
 from .protocol import SubscribeRefused
 from .registry import incoming, outgoing
-from .topics import Topic, topics
+from .topics import Topic, topic_kinds
 
 __all__ = ["TopicLeave", "TopicLeft", "TopicList", "TopicSubscribe", "TopicSubscribed", "TopicSubscriptions"]
 
@@ -74,7 +74,7 @@ class TopicSubscriptions(Message):
 
 def check_subscription(name: str, user: Any) -> tuple[Topic, Any]:
     """Resolve ``name``, check the user may follow it, and compute its initial state. Sync (ORM)."""
-    topic = topics.resolve(name)
+    topic = topic_kinds.resolve(name)
     if not topic.allowed(user):
         raise SubscribeRefused(f"You may not subscribe to {topic.name}.", topic=topic.name)
     return topic, topic.initial_state(user)

@@ -4,7 +4,7 @@ A topic name is ``<kind>`` or ``<kind>:<key>`` (``user:42``, ``chat.room:lobby``
 ``broadcast``). A :class:`Topic` subclass declares a kind, the type of its
 key and who may subscribe::
 
-    @topics.register
+    @topic_kinds.register
     class ChatRoom(Topic):
         kind = "chat.room"
         key_type = "slug"                 # None, int, "slug", or a model class
@@ -36,9 +36,9 @@ __all__ = [
     "Topic",
     "TopicRegistry",
     "UserTopic",
+    "topic_kinds",
     "topic_name",
     "topic_token",
-    "topics",
     "topics_from_token",
 ]
 
@@ -218,10 +218,10 @@ def topic_name(target: Any) -> str:
 
 
 #: The project's topic kinds.
-topics = TopicRegistry()
+topic_kinds = TopicRegistry()
 
 
-@topics.register
+@topic_kinds.register
 class UserTopic(Topic):
     """``user:<pk>``: every connection of a signed-in user joins its own; nobody else may subscribe."""
 
@@ -241,7 +241,7 @@ class UserTopic(Topic):
         return False
 
 
-@topics.register
+@topic_kinds.register
 class BroadcastTopic(Topic):
     """``broadcast``: every connection is in it."""
 

@@ -1,8 +1,12 @@
 """The demo's message types: ``demo.echo`` and ``demo.add``."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
-from channelbus import Message, incoming
+from channelbus import Message, apublish, incoming, outgoing, publish
+
+from .models import ChatMessage
 
 
 class EchoSchema(BaseModel):
@@ -40,3 +44,78 @@ class Add(Message):
     async def handle(self):
         """Add the two numbers."""
         return {"sum": self.data.a + self.data.b}
+
+
+ROOM_PATTERN = r"^[a-z0-9-]{1,32}$"
+
+
+class ChatSendSchema(BaseModel):
+    """Payload of ``chat.send``."""
+
+    room: str = Field(pattern=ROOM_PATTERN)
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ChatMessageSchema(BaseModel):
+    """Payload of ``chat.message``."""
+
+    room: str
+    id: int
+    user: str
+    text: str
+    at: datetime
+
+
+@outgoing.register
+class ChatMessageOut(Message):
+    """``chat.message``: a stored chat message, published to ``chat.room:<room>``."""
+
+    name = "chat.message"
+    schema = ChatMessageSchema
+
+
+@incoming.register
+class ChatSend(Message):
+    """``chat.send {"room", "text"}`` stores the message and publishes it to the room after commit."""
+
+    name = "chat.send"
+    schema = ChatSendSchema
+
+    def handle(self):
+        """Runs in a thread: it writes to the database."""
+        message = ChatMessage.objects.create(room=self.data.room, user=self.user, text=self.data.text)
+        publish(ChatMessageOut(message.as_payload()), to=f"chat.room:{message.room}")
+        return {"id": message.pk}
+
+
+class ShoutSchema(BaseModel):
+    """Payload of ``demo.shout``."""
+
+    text: str = Field(min_length=1, max_length=200)
+
+
+class ShoutedSchema(BaseModel):
+    """Payload of ``demo.shouted``."""
+
+    text: str
+    user: str
+
+
+@outgoing.register
+class Shouted(Message):
+    """``demo.shouted {"text", "user"}``, published to ``demo.all``."""
+
+    name = "demo.shouted"
+    schema = ShoutedSchema
+
+
+@incoming.register
+class Shout(Message):
+    """``demo.shout {"text"}``: publishes ``demo.shouted`` to ``demo.all`` without touching the database."""
+
+    name = "demo.shout"
+    schema = ShoutSchema
+
+    async def handle(self):
+        """Publish to everyone following ``demo.all``."""
+        await apublish(Shouted(text=self.data.text, user=self.user.get_username()), to="demo.all")

@@ -1,11 +1,11 @@
 """Topic kinds used by the tests."""
 
-from channelbus.topics import Topic, topics
+from channelbus.topics import Topic, topic_kinds
 
 from .models import Note
 
 
-@topics.register
+@topic_kinds.register
 class Room(Topic):
     """``test.room:<slug>``: any signed-in user; the state says who asked."""
 
@@ -16,7 +16,7 @@ class Room(Topic):
         return {"room": self.key, "for": user.get_username()}
 
 
-@topics.register
+@topic_kinds.register
 class NoteTopic(Topic):
     """``testapp.note:<pk>``: the owner, or whoever has testapp.view_note."""
 
@@ -27,7 +27,7 @@ class NoteTopic(Topic):
         return self.key.owner_id == user.pk or super().allowed(user)
 
 
-@topics.register
+@topic_kinds.register
 class Numbered(Topic):
     """``test.num:<int>``."""
 

@@ -1,0 +1,26 @@
+"""The demo's topic kinds: chat rooms and the shout channel."""
+
+from channelbus.topics import Topic, topic_kinds
+
+from .models import ChatMessage
+
+
+@topic_kinds.register
+class ChatRoom(Topic):
+    """``chat.room:<slug>``: any signed-in user may join; the initial state is the last 50 messages."""
+
+    kind = "chat.room"
+    key_type = "slug"
+
+    def initial_state(self, user):
+        """The room's last 50 messages, oldest first."""
+        recent = ChatMessage.objects.filter(room=self.key).select_related("user").order_by("-id")[:50]
+        return [m.as_payload() for m in reversed(recent)]
+
+
+@topic_kinds.register
+class ShoutTopic(Topic):
+    """``demo.all``: any signed-in user; what ``demo.shout`` publishes to (the fan-out benchmark's path)."""
+
+    kind = "demo.all"
+    key_type = None
