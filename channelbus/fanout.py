@@ -36,6 +36,9 @@ logger = logging.getLogger("channelbus")
 
 LOCAL = "local"
 ADDRESS_SEPARATOR = "|"
+#: Layer group calls (add/discard) in flight at once per process: redis-py's pool holds 100
+#: connections, and 1,000 sockets closing together must not exhaust it.
+MAX_GROUP_CALLS = 32
 #: Re-join layer groups this often (channels_redis forgets members after ``group_expiry``, a day by default).
 GROUP_REFRESH_SECONDS = 3600.0
 
@@ -61,6 +64,7 @@ class Hub:
         self._starting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._group_calls = asyncio.Semaphore(MAX_GROUP_CALLS)
 
     @property
     def cross_process(self) -> bool:
@@ -125,7 +129,8 @@ class Hub:
         if subscribers is None:
             subscribers = self.members[topic] = set()
             if self.layer is not None:
-                await self.layer.group_add(group_name(topic), self.channel)
+                async with self._group_calls:
+                    await self.layer.group_add(group_name(topic), self.channel)
         subscribers.add(connection)
         connection.topics.add(topic)
 
@@ -140,7 +145,8 @@ class Hub:
             del self.members[topic]
             if self.layer is not None:
                 try:
-                    await self.layer.group_discard(group_name(topic), self.channel)
+                    async with self._group_calls:
+                        await self.layer.group_discard(group_name(topic), self.channel)
                 except Exception:  # the group expires by itself; a stray delivery finds no member
                     logger.warning("channelbus: could not leave layer group of %s", topic, exc_info=True)
 

@@ -46,14 +46,23 @@ def demo_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str
     }
 
 
+def migrate_demo(tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    """Create the demo's database in ``tmp_path``."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=DEMO,
+        env=demo_env(tmp_path, env),
+        check=True,
+    )
+
+
 @contextlib.contextmanager
-def demo_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Migrate a fresh demo database and serve the demo with ``manage.py runbus``; yields ``host:port``."""
+def demo_server(tmp_path: Path, env: dict[str, str] | None = None, migrate: bool = True) -> Iterator[str]:
+    """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``."""
     port = free_port()
     full_env = demo_env(tmp_path, env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=DEMO, env=full_env, check=True
-    )
+    if migrate:
+        migrate_demo(tmp_path, env)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning"],
         cwd=DEMO,

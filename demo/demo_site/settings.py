@@ -46,7 +46,33 @@ DATABASES = {
     }
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The embedded default: in-process. DEMO_CHANNEL_LAYER=redis or redis-pubsub runs several
+# server processes against the Redis at REDIS_URL (docs/deployment.md).
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+_layer = os.environ.get("DEMO_CHANNEL_LAYER", "memory")
+if _layer == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # socket_timeout None: redis-py 8's default of 5 s breaks the layer's blocking reads.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "prefix": os.environ.get("DEMO_REDIS_PREFIX", "asgi"),
+            },
+        }
+    }
+elif _layer == "redis-pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL}],
+                "prefix": os.environ.get("DEMO_REDIS_PREFIX", "asgi"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CHANNELBUS: dict = {}
 
