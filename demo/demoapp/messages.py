@@ -4,9 +4,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from channelbus import Message, apublish, incoming, outgoing, publish
+from channelbus import Message, NotFound, apublish, incoming, outgoing, publish
 
-from .models import ChatMessage
+from .models import Card, ChatMessage
 
 
 class EchoSchema(BaseModel):
@@ -119,3 +119,71 @@ class Shout(Message):
     async def handle(self):
         """Publish to everyone following ``demo.all``."""
         await apublish(Shouted(text=self.data.text, user=self.user.get_username()), to="demo.all")
+
+
+class CardAddSchema(BaseModel):
+    """Payload of ``board.add``."""
+
+    title: str = Field(min_length=1, max_length=200)
+
+
+class CardUpdateSchema(BaseModel):
+    """Payload of ``board.update``."""
+
+    pk: int
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    done: bool | None = None
+
+
+class CardPk(BaseModel):
+    """Payload of ``board.delete``."""
+
+    pk: int
+
+
+def _card(pk: int) -> Card:
+    try:
+        return Card.objects.get(pk=pk)
+    except Card.DoesNotExist:
+        raise NotFound(f"No card {pk}.") from None
+
+
+@incoming.register
+class CardAdd(Message):
+    """``board.add {"title"}``: the binding publishes the new card to the board."""
+
+    name = "board.add"
+    schema = CardAddSchema
+
+    def handle(self):
+        """Create the card (in a thread: ORM)."""
+        return {"pk": Card.objects.create(title=self.data.title, created_by=self.user).pk}
+
+
+@incoming.register
+class CardUpdate(Message):
+    """``board.update {"pk", "title"?, "done"?}``."""
+
+    name = "board.update"
+    schema = CardUpdateSchema
+
+    def handle(self):
+        """Change the card; the binding publishes the update."""
+        card = _card(self.data.pk)
+        for field in ("title", "done"):
+            value = getattr(self.data, field)
+            if value is not None:
+                setattr(card, field, value)
+        card.save()
+
+
+@incoming.register
+class CardDelete(Message):
+    """``board.delete {"pk"}``."""
+
+    name = "board.delete"
+    schema = CardPk
+
+    def handle(self):
+        """Delete the card; the binding publishes the delete."""
+        _card(self.data.pk).delete()

@@ -1,8 +1,9 @@
-"""The demo's topic kinds: chat rooms and the shout channel."""
+"""The demo's topic kinds (chat rooms, the shout channel) and the board's model binding."""
 
+from channelbus.binding import ModelBinding, bind
 from channelbus.topics import Topic, topic_kinds
 
-from .models import ChatMessage
+from .models import Card, ChatMessage
 
 
 @topic_kinds.register
@@ -24,3 +25,20 @@ class ShoutTopic(Topic):
 
     kind = "demo.all"
     key_type = None
+
+
+@bind
+class CardBinding(ModelBinding):
+    """The shared board: every signed-in user sees and changes every card."""
+
+    model = Card
+    name = "board.card"
+    fields = ["id", "title", "done"]
+
+    def collection_allowed(self, user, key):
+        """Any signed-in user follows the board."""
+        return user.is_authenticated
+
+    def instance_allowed(self, user, obj):
+        """Any signed-in user follows any card."""
+        return user.is_authenticated

@@ -1,5 +1,6 @@
 """Topic kinds used by the tests."""
 
+from channelbus.binding import ModelBinding, bind
 from channelbus.topics import Topic, topic_kinds
 
 from .models import Note
@@ -17,19 +18,30 @@ class Room(Topic):
 
 
 @topic_kinds.register
-class NoteTopic(Topic):
-    """``testapp.note:<pk>``: the owner, or whoever has testapp.view_note."""
-
-    kind = "testapp.note"
-    key_type = Note
-
-    def allowed(self, user):
-        return self.key.owner_id == user.pk or super().allowed(user)
-
-
-@topic_kinds.register
 class Numbered(Topic):
     """``test.num:<int>``."""
 
     kind = "test.num"
     key_type = int
+
+
+@bind
+class NoteBinding(ModelBinding):
+    """Notes: ``testapp.note:<pk>`` (owner, or testapp.view_note) and ``testapp.note.all:<owner pk>``."""
+
+    model = Note
+    name = "test.note"
+    fields = ["id", "owner", "text"]
+    page_size = 2
+
+    def instance_allowed(self, user, obj):
+        return obj.owner_id == user.pk or super().instance_allowed(user, obj)
+
+    def collection_key(self, obj):
+        return str(obj.owner_id)
+
+    def collection_allowed(self, user, key):
+        return key == str(user.pk)
+
+    def queryset(self, user, key):
+        return Note.objects.filter(owner_id=key).order_by("pk")
