@@ -22,10 +22,10 @@ _EXPORTS = {
     "incoming": "channelbus.registry",
     "outgoing": "channelbus.registry",
     "BusConsumer": "channelbus.consumer",
-    "publish": "channelbus.publish",
-    "apublish": "channelbus.publish",
-    "recheck": "channelbus.publish",
-    "arecheck": "channelbus.publish",
+    "publish": "channelbus.publishing",
+    "apublish": "channelbus.publishing",
+    "recheck": "channelbus.publishing",
+    "arecheck": "channelbus.publishing",
     "Topic": "channelbus.topics",
     "topic_kinds": "channelbus.topics",
     "topic_token": "channelbus.topics",
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
         UnknownMessageType,
         ValidationFailed,
     )
-    from .publish import apublish, arecheck, publish, recheck
+    from .publishing import apublish, arecheck, publish, recheck
     from .registry import Registry, incoming, outgoing
     from .routing import bus_application, websocket_urlpatterns
     from .topics import Topic, topic_kinds, topic_token

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from .messages import Message
 from .protocol import SubscribeRefused
-from .publish import publish, recheck
+from .publishing import publish, recheck
 from .registry import outgoing
 from .topics import SLUG_PATTERN, Topic, topic_kinds
 

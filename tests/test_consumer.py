@@ -313,7 +313,7 @@ async def test_a_failing_signal_receiver_is_logged_and_harmless(bus_client, user
 
 async def test_frames_and_closes_reach_one_connection_by_its_address(bus_client, user):
     from channelbus.fanout import get_hub
-    from channelbus.publish import apublish
+    from channelbus.publishing import apublish
     from tests.testapp.messages import Greet
 
     got = []

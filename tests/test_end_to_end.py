@@ -126,3 +126,34 @@ async def test_client_handlers_timeouts_and_fire_and_forget(server):
         assert (
             extra is None
         )  # the fire-and-forget echo got no reply, and the late e2e.sleep reply was dropped
+
+
+async def test_two_guests_chat_in_a_room(server):
+    cookies = [await asyncio.to_thread(fetch_cookies, f"http://{server}/") for _ in range(2)]
+    async with (
+        BusClient(f"ws://{server}/ws/", cookies=cookies[0]) as ann,
+        BusClient(f"ws://{server}/ws/", cookies=cookies[1]) as ben,
+    ):
+        joined = await ann.request("topic.subscribe", {"topic": "chat.room:lobby"})
+        assert joined["topic"] == "chat.room:lobby" and isinstance(joined["state"], list)
+        history = len(joined["state"])
+        await ben.request("topic.subscribe", {"topic": "chat.room:lobby"})
+        for n in range(3):
+            await (ann if n % 2 == 0 else ben).request("chat.send", {"room": "lobby", "text": f"hello {n}"})
+        for tab in (ann, ben):
+            frames = [await tab.receive("chat.message", timeout=5) for _ in range(3)]
+            assert [f["p"]["text"] for f in frames] == ["hello 0", "hello 1", "hello 2"]
+            assert all(f["c"] == "chat.room:lobby" for f in frames)
+            assert frames[0]["p"]["user"] != frames[1]["p"]["user"]
+        # A later visitor sees the messages as the room's history.
+        async with BusClient(f"ws://{server}/ws/", cookies=cookies[0]) as late:
+            state = (await late.request("topic.subscribe", {"topic": "chat.room:lobby"}))["state"]
+            assert [m["text"] for m in state[history:]] == ["hello 0", "hello 1", "hello 2"]
+        # Another user's own topic is refused.
+        mine = next(t for t in (await ann.request("topic.list"))["topics"] if t.startswith("user:"))
+        with pytest.raises(RequestFailed) as exc:
+            await ben.request("topic.subscribe", {"topic": mine})
+        assert exc.value.type == "error.subscribe" and exc.value.payload["topic"] == mine
+        with pytest.raises(RequestFailed) as exc:
+            await ann.request("chat.send", {"room": "Not a room!", "text": "x"})
+        assert exc.value.type == "error.validation"

@@ -142,3 +142,18 @@ def test_builtins_and_autodiscovery():
     # demoapp.messages and tests.testapp.messages were imported by the app registry.
     assert "demo.echo" in incoming and "demo.add" in incoming and "test.slow" in incoming
     assert "test.greeting" in outgoing
+
+
+def test_every_public_name_is_what_it_says_not_a_submodule():
+    import types
+
+    import channelbus
+    import channelbus.binding  # noqa: F401  (imports every submodule that could shadow a name)
+    import channelbus.consumer  # noqa: F401
+    import channelbus.publishing  # noqa: F401
+    import channelbus.routing  # noqa: F401
+
+    for name in channelbus.__all__:
+        value = getattr(channelbus, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert value.__doc__, f"{name} has no docstring"

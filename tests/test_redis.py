@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from django.test import override_settings
 
 from channelbus.fanout import get_hub, group_name
-from channelbus.publish import apublish, arecheck
+from channelbus.publishing import apublish, arecheck
 from channelbus.testing import BusTestClient
 from tests.testapp.messages import Greet
 

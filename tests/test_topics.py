@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import override_settings
 
-from channelbus.publish import apublish, publish
+from channelbus.publishing import apublish, publish
 from channelbus.testing import RequestFailed
 from channelbus.topics import topic_token
 from tests.testapp.messages import Greet
@@ -193,7 +193,7 @@ async def test_expired_topic_token(bus_client, user):
 
 
 async def test_recheck_removes_connections_that_lost_access(bus_client, user, bob):
-    from channelbus.publish import arecheck
+    from channelbus.publishing import arecheck
 
     note = await Note.objects.acreate(owner=user, text="mine")
     client = await bus_client(user=user)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydantic import ValidationError
 
 from channelbus.messages import validation_errors
-from channelbus.publish import publish
+from channelbus.publishing import publish
 from channelbus.registry import outgoing
 
 
