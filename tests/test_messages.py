@@ -148,10 +148,10 @@ def test_every_public_name_is_what_it_says_not_a_submodule():
     import types
 
     import channelbus
-    import channelbus.binding  # noqa: F401  (imports every submodule that could shadow a name)
-    import channelbus.consumer  # noqa: F401
-    import channelbus.publishing  # noqa: F401
-    import channelbus.routing  # noqa: F401
+    import channelbus.binding
+    import channelbus.consumer
+    import channelbus.publishing
+    import channelbus.routing
 
     for name in channelbus.__all__:
         value = getattr(channelbus, name)
