@@ -5,6 +5,8 @@
 * ``channelbus.E003`` a setting has a value of the wrong kind
 * ``channelbus.W001`` no channel layer configured (``CHANNEL_LAYERS``)
 * ``channelbus.W002`` the in-memory channel layer in a multi-process deployment
+* ``channelbus.W003`` channels_redis's ``RedisChannelLayer`` with redis-py 8's 5 s socket timeout
+* ``channelbus.E004`` two topic kinds registered under one name
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.core.checks import Error, Tags, Warning, register
 from .conf import DEFAULTS, settings
 from .registry import all_registries
 
-__all__ = ["check_channel_layer", "check_registries", "check_settings"]
+__all__ = ["check_channel_layer", "check_registries", "check_settings", "check_topic_kinds"]
 
 _POSITIVE_INT = (
     "MAX_FRAME_BYTES",
@@ -102,6 +104,20 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             )
         ]
     backend = str(default.get("BACKEND", ""))
+    if backend.endswith("core.RedisChannelLayer") and _redis_py_major() >= 8:
+        hosts = (default.get("CONFIG") or {}).get("hosts") or ["redis://localhost:6379"]
+        if any(
+            not (isinstance(h, dict) and "socket_timeout" in h and h["socket_timeout"] is None) for h in hosts
+        ):
+            return [
+                Warning(
+                    "RedisChannelLayer with redis-py 8's default socket_timeout of 5 s: its blocking reads "
+                    "time out on quiet connections and may lose messages.",
+                    hint='Write each host as {"address": "redis://...", "socket_timeout": None} '
+                    "(docs/deployment.md).",
+                    id="channelbus.W003",
+                )
+            ]
     processes = _process_count()
     if backend.endswith("InMemoryChannelLayer") and processes > 1:
         return [
@@ -113,6 +129,33 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             )
         ]
     return []
+
+
+def _redis_py_major() -> int:
+    try:
+        import redis
+    except ImportError:
+        return 0
+    try:
+        return int(str(redis.__version__).split(".")[0])
+    except ValueError:
+        return 0
+
+
+@register(Tags.compatibility)
+def check_topic_kinds(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E004: one topic kind registered by two classes."""
+    from .topics import topic_kinds
+
+    return [
+        Error(
+            f"Topic kind {kind!r} is registered twice: {kept.__module__}.{kept.__qualname__} and "
+            f"{refused.__module__}.{refused.__qualname__}.",
+            hint="Rename one, or pass replace=True to register() to replace the first on purpose.",
+            id="channelbus.E004",
+        )
+        for kind, kept, refused in topic_kinds.conflicts
+    ]
 
 
 def _process_count() -> int:

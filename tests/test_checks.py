@@ -62,3 +62,41 @@ def test_no_channel_layer():
 def test_in_memory_layer_with_several_processes(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
     assert ids(check_channel_layer()) == ["channelbus.W002"]
+
+
+@override_settings(
+    CHANNEL_LAYERS={
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379"]},
+        }
+    }
+)
+def test_redis_layer_without_socket_timeout_none():
+    assert ids(check_channel_layer()) == ["channelbus.W003"]
+
+
+@override_settings(
+    CHANNEL_LAYERS={
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379", "socket_timeout": None}]},
+        }
+    }
+)
+def test_redis_layer_configured_well():
+    assert check_channel_layer() == []
+
+
+def test_duplicate_topic_kind():
+    from channelbus.checks import check_topic_kinds
+    from channelbus.topics import Topic, topic_kinds
+
+    class RoomAgain(Topic):
+        kind = "test.room"
+
+    topic_kinds.register(RoomAgain)
+    try:
+        assert ids(check_topic_kinds()) == ["channelbus.E004"]
+    finally:
+        topic_kinds.conflicts.clear()
