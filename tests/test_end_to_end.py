@@ -157,3 +157,19 @@ async def test_two_guests_chat_in_a_room(server):
         with pytest.raises(RequestFailed) as exc:
             await ann.request("chat.send", {"room": "Not a room!", "text": "x"})
         assert exc.value.type == "error.validation"
+
+
+async def test_mentions_notify_the_user_on_their_own_topic(server):
+    cookies = [await asyncio.to_thread(fetch_cookies, f"http://{server}/") for _ in range(2)]
+    async with (
+        BusClient(f"ws://{server}/ws/", cookies=cookies[0]) as ann,
+        BusClient(f"ws://{server}/ws/", cookies=cookies[1]) as ben,
+    ):
+        ben_topic = next(t for t in (await ben.request("topic.list"))["topics"] if t.startswith("user:"))
+        for tab in (ann, ben):
+            await tab.request("topic.subscribe", {"topic": "chat.room:mentions"})
+        await ben.request("chat.send", {"room": "mentions", "text": "hello from ben"})
+        ben_name = (await ann.receive("chat.message", timeout=5))["p"]["user"]
+        await ann.request("chat.send", {"room": "mentions", "text": f"hi @{ben_name}"})
+        notice = await ben.receive("demo.notice", timeout=5)
+        assert notice["c"] == ben_topic and "mentioned you in #mentions" in notice["p"]["text"]

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from pydantic import BaseModel, Field
 
 from channelbus import Message, NotFound, apublish, incoming, outgoing, publish
@@ -66,6 +67,20 @@ class ChatMessageSchema(BaseModel):
     at: datetime
 
 
+class NoticeSchema(BaseModel):
+    """Payload of ``demo.notice``."""
+
+    text: str
+
+
+@outgoing.register
+class Notice(Message):
+    """``demo.notice {"text"}``: a notification sent to one user's ``user:<pk>`` topic."""
+
+    name = "demo.notice"
+    schema = NoticeSchema
+
+
 @outgoing.register
 class ChatMessageOut(Message):
     """``chat.message``: a stored chat message, published to ``chat.room:<room>``."""
@@ -82,9 +97,14 @@ class ChatSend(Message):
     schema = ChatSendSchema
 
     def handle(self):
-        """Runs in a thread: it writes to the database."""
+        """Runs in a thread: it writes to the database, then notifies users @mentioned in the text."""
         message = ChatMessage.objects.create(room=self.data.room, user=self.user, text=self.data.text)
         publish(ChatMessageOut(message.as_payload()), to=f"chat.room:{message.room}")
+        mentioned = {word[1:] for word in self.data.text.split() if word.startswith("@") and len(word) > 1}
+        if mentioned:
+            author = self.user.get_username()
+            for user in get_user_model().objects.filter(username__in=mentioned):
+                publish(Notice(text=f"{author} mentioned you in #{message.room}"), to=user)
         return {"id": message.pk}
 
 
