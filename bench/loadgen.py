@@ -38,8 +38,10 @@ class EchoResult:
     latencies: list[float]
     server_cpu: float
     client_cpu: float
-    #: CPU share of one core that other processes of the machine used meanwhile (set by the caller).
+    #: Share of one core that other processes of the machine used meanwhile (set by the caller).
     others_load: float = 0.0
+    #: Share of one core the hypervisor stole meanwhile (set by the caller).
+    steal: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -50,6 +52,11 @@ class EchoResult:
         """Latency percentile ``q`` (0..100), in milliseconds."""
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] * 1000
+
+    @property
+    def noise(self) -> float:
+        """CPU taken by other processes and the hypervisor meanwhile, as a share of one core."""
+        return self.others_load + self.steal
 
     @property
     def server_us_per_msg(self) -> float:

@@ -7,7 +7,6 @@ outlives the run.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import shutil
@@ -89,20 +88,29 @@ def process_cpu_seconds(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def cpu_snapshot(exclude: set[int]) -> dict[int, float]:
-    """CPU time used so far by each live process of the machine except ``exclude``, by pid."""
-    snapshot = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) not in exclude:
-            with contextlib.suppress(OSError, ValueError, IndexError):  # it exited meanwhile
-                snapshot[int(entry.name)] = process_cpu_seconds(entry.name)
-    return snapshot
+class NoiseMeter:
+    """How much of the machine was not ours: other processes' CPU time, and steal time.
 
+    Other processes: the machine's user + system time (/proc/stat) minus that
+    of ``ours``, so short-lived processes count too. Steal: time the
+    hypervisor ran something else while a virtual CPU of ours wanted to run.
+    Both as a share of one core, since the meter was made.
+    """
 
-def cpu_used_since(before: dict[int, float], exclude: set[int]) -> float:
-    """CPU time other processes used since ``before`` (processes that ended meanwhile are missed)."""
-    now = cpu_snapshot(exclude)
-    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in now.items())
+    def __init__(self, ours: set[int]) -> None:
+        self.ours = ours
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split(maxsplit=9)[1:9]]
+        user, nice, system, steal = fields[0], fields[1], fields[2], fields[7]
+        ours = sum(process_cpu_seconds(pid) for pid in self.ours)
+        return (user + nice + system) / CLOCK_TICKS - ours, steal / CLOCK_TICKS, time.monotonic()
+
+    def read(self) -> tuple[float, float]:
+        """``(other processes, steal)`` since the meter was made, each as a share of one core."""
+        (others0, steal0, t0), (others1, steal1, t1) = self.start, self._read()
+        return max(0.0, others1 - others0) / (t1 - t0), (steal1 - steal0) / (t1 - t0)
 
 
 class Server:

@@ -113,9 +113,11 @@ class BusConsumer:
         self.closed = False
         self._send: Send | None = None
         # In-order handling: messages waiting behind a handler that is still running.
-        self._waiting: deque[tuple[type[Message], Envelope, float]] = deque()
+        # Both containers are made on first use: most sockets never need them.
+        self._waiting: deque[tuple[type[Message], Envelope, float]] | None = None
         self._worker: asyncio.Task[None] | None = None  # set while an in-order handler is running
-        self._concurrent: set[asyncio.Task[None]] = set()
+        self._concurrent: set[asyncio.Task[None]] | None = None
+        self._anonymous_ok = False  # the ALLOW_ANONYMOUS setting, read when the connection opens
         #: Topics this connection follows.
         self.topics: set[str] = set()
         self.max_topics = 0
@@ -150,7 +152,8 @@ class BusConsumer:
         self.anonymous = not (user is not None and getattr(user, "is_authenticated", False))
         self.max_topics = settings.MAX_TOPICS_PER_CONNECTION
         registry = self.registry
-        if self.anonymous and not (settings.ALLOW_ANONYMOUS or registry.allows_anonymous()):
+        self._anonymous_ok = bool(settings.ALLOW_ANONYMOUS)
+        if self.anonymous and not (self._anonymous_ok or registry.allows_anonymous()):
             await self.accept()
             await self.close(CloseCode.NOT_SIGNED_IN, "Sign in to use this connection.")
             return
@@ -231,7 +234,7 @@ class BusConsumer:
 
     async def _cleanup(self) -> None:
         self.closed = True
-        tasks = [t for t in (self._worker, *self._concurrent) if t is not None]
+        tasks = [t for t in (self._worker, *(self._concurrent or ())) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -298,7 +301,7 @@ class BusConsumer:
             return
         cls = self.registry.get(env.t)
         if self.anonymous and not (
-            (cls is not None and (cls.allow_anonymous or cls.control)) or settings.ALLOW_ANONYMOUS
+            (cls is not None and (cls.allow_anonymous or cls.control)) or self._anonymous_ok
         ):
             # Checked before "unknown type", so signed-out users cannot probe the registered names.
             await self.send_error(Unauthorized(f"Sign in to send {env.t}.", trace_id=env.i, type_name=env.t))
@@ -314,20 +317,25 @@ class BusConsumer:
         if cls.control:
             await self._process(cls, env, received)
         elif cls.concurrent:
-            if len(self._concurrent) >= self._max_concurrent:
+            running = self._concurrent
+            if running is None:
+                running = self._concurrent = set()
+            if len(running) >= self._max_concurrent:
                 await self.send_error(
                     RateLimited("Too many messages are being handled.", trace_id=env.i, retry_after=1)
                 )
                 return
             task = asyncio.ensure_future(self._process(cls, env, received))
-            self._concurrent.add(task)
-            task.add_done_callback(self._concurrent.discard)
+            running.add(task)
+            task.add_done_callback(running.discard)
         elif self._worker is None:
             # Nothing runs ahead of it. On Python >= 3.12 the task starts eagerly: a handler
             # that finishes without waiting costs no loop iteration.
             task = _start_task(self._run_in_order(cls, env, received))
             if not task.done():
                 self._worker = task
+        elif self._waiting is None:
+            self._waiting = deque(((cls, env, received),))
         elif len(self._waiting) >= self._max_queued:
             await self.send_error(
                 RateLimited("Too many messages are waiting.", trace_id=env.i, retry_after=1)

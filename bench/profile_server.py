@@ -1,6 +1,6 @@
 """Where a server's CPU goes under the 50-client echo load: py-spy samples, summed per function.
 
-Usage: ``.venv/bin/python bench/profile.py [channelbus|channels|asgi] [--seconds S] [--clients N]``.
+Usage: ``.venv/bin/python bench/profile_server.py [channelbus|channels|asgi] [--seconds S] [--clients N]``.
 Needs py-spy (``.venv/bin/pip install py-spy``; not a dependency of the project).
 
 py-spy runs with ``--gil``: only samples of a thread that holds the GIL count,
@@ -31,6 +31,14 @@ KINDS = {"channelbus": CHANNELBUS, "channels": CHANNELS, "asgi": BARE_ASGI}
 _LOCATION = re.compile(r" \((?:.*/site-packages/|.*/lib/python3\.\d+/)?([^:]*)(?::\d+)?\)$")
 
 
+def package_of(frame: str) -> str:
+    """The top-level module of a py-spy frame ``"func (path:line)"``: ``uvicorn``, ``asyncio``..."""
+    path = _LOCATION.search(frame)
+    if path is None:
+        return "?"
+    return path.group(1).split("/", 1)[0].removesuffix(".py")
+
+
 def _py_spy() -> str:
     found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not found:
@@ -42,16 +50,21 @@ def summarize(raw: Path, top: int) -> str:
     """Self and total shares per function from py-spy's collapsed-stack output."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         samples += n
-        frames = [_LOCATION.sub(r" (\1)", f) for f in stack.split(";")]
+        raw_frames = stack.split(";")
+        packages[package_of(raw_frames[-1])] += n
+        frames = [_LOCATION.sub(r" (\1)", f) for f in raw_frames]
         own[frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
-    lines = [f"{samples} samples (GIL held)", "", "self %  function"]
+    lines = [f"{samples} samples (GIL held)", "", "self %  package (time in its own code)"]
+    lines += [f"{n / samples:6.1%}  {p}" for p, n in packages.most_common()]
+    lines += ["", "self %  function"]
     lines += [f"{n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
     lines += ["", "total % function"]
     lines += [f"{n / samples:6.1%}  {f}" for f, n in total.most_common(top * 2) if n < samples]

@@ -1,0 +1,3 @@
+"""No HTTP views: the benchmark only opens WebSockets."""
+
+urlpatterns: list = []
