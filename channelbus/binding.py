@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.db import models
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from pydantic import BaseModel
 
 from .messages import Message
@@ -123,16 +123,31 @@ class ModelBinding:
         items = [self.data(obj) for obj in qs[offset : offset + self.page_size]]
         return {"items": items, "offset": offset, "count": count, "more": offset + len(items) < count}
 
-    def changed(self, obj: models.Model, action: str) -> None:
-        """Publish one change of ``obj`` (after the current transaction commits)."""
+    def changed(self, obj: models.Model, action: str, old_collection: str | None = None) -> None:
+        """Publish one change of ``obj`` (after the current transaction commits).
+
+        ``old_collection`` is the collection topic ``obj`` belonged to before an update that
+        moved it: that collection gets a ``delete`` and the new one a ``create``.
+        """
         if action not in self.actions:
             return
         data = None if action == "delete" else self.data(obj)
-        message = self.message_class(action=action, pk=obj.pk, data=data)
         instance_topic = self.instance_topic(obj)
+        collection_topic = self.collection_topic(obj)
         if action == "update":
             recheck(instance_topic)  # followers who lost access leave before the change goes out
-        publish(message, to=[instance_topic, self.collection_topic(obj)])
+            if old_collection is not None and old_collection != collection_topic:
+                publish(self.message_class(action="delete", pk=obj.pk), to=old_collection)
+                publish(self.message_class(action="create", pk=obj.pk, data=data), to=collection_topic)
+                publish(self.message_class(action="update", pk=obj.pk, data=data), to=instance_topic)
+                return
+        publish(
+            self.message_class(action=action, pk=obj.pk, data=data), to=[instance_topic, collection_topic]
+        )
+
+    def groups_collections(self) -> bool:
+        """True if this binding splits its collection by :meth:`collection_key`."""
+        return type(self).collection_key is not ModelBinding.collection_key
 
 
 def _view_permission(model: type[models.Model]) -> str:
@@ -193,6 +208,9 @@ def bind(cls: type[ModelBinding]) -> type[ModelBinding]:
         topic_cls.__module__ = cls.__module__
         topic_kinds.register(topic_cls, replace=True)
 
+    pre_save.connect(
+        _on_pre_save, sender=model, dispatch_uid=f"channelbus.binding.pre_save.{cls.instance_kind}"
+    )
     post_save.connect(_on_save, sender=model, dispatch_uid=f"channelbus.binding.save.{cls.instance_kind}")
     post_delete.connect(
         _on_delete, sender=model, dispatch_uid=f"channelbus.binding.delete.{cls.instance_kind}"
@@ -201,10 +219,22 @@ def bind(cls: type[ModelBinding]) -> type[ModelBinding]:
     return cls
 
 
+def _on_pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    """Remember which collection an existing row was in, in case the save moves it."""
+    binding = _bindings.get(sender)
+    if binding is None or kwargs.get("raw") or instance.pk is None or not binding.groups_collections():
+        return
+    old = sender._default_manager.filter(pk=instance.pk).first()
+    instance.__dict__["_channelbus_old_collection"] = (
+        binding.collection_topic(old) if old is not None else None
+    )
+
+
 def _on_save(sender: type[models.Model], instance: models.Model, created: bool, **kwargs: Any) -> None:
     binding = _bindings.get(sender)
     if binding is not None and not kwargs.get("raw"):
-        binding.changed(instance, "create" if created else "update")
+        old_collection = instance.__dict__.pop("_channelbus_old_collection", None)
+        binding.changed(instance, "create" if created else "update", old_collection)
 
 
 def _on_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:

@@ -97,7 +97,8 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
     if not default:
         return [
             Warning(
-                "No channel layer is configured: channelbus cannot reach a connection from other code.",
+                "No channel layer is configured: messages reach sockets of this process only, never "
+                "those of other processes or publishes from a shell.",
                 hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}} "
                 "for one process, or channels_redis for several (docs/settings.md).",
                 id="channelbus.W001",

@@ -122,6 +122,7 @@ class BusConsumer:
         self.topics: set[str] = set()
         self.max_topics = 0
         self.hub: Hub | None = None
+        self._topic_lock: asyncio.Lock | None = None
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
@@ -246,6 +247,13 @@ class BusConsumer:
 
     # ------------------------------------------------------------------ topics
 
+    @property
+    def topic_lock(self) -> asyncio.Lock:
+        """Taken by ``topic.subscribe`` and ``topic.leave``, so they apply in the order they arrived."""
+        if self._topic_lock is None:
+            self._topic_lock = asyncio.Lock()
+        return self._topic_lock
+
     async def join(self, topic: str) -> None:
         """Follow ``topic`` (no permission check: callers check first)."""
         assert self.hub is not None
@@ -269,15 +277,15 @@ class BusConsumer:
             except BusError as exc:
                 await self.send_error(exc)
                 return
-            for name in names[: self.max_topics]:
+            for name in names[: max(0, self.max_topics - len(self.topics))]:
                 await self.join(name)
 
     async def recheck_topic(self, topic: str) -> None:
         """Ask again whether this connection's user may follow ``topic``; if not, leave it and say why."""
-        from .topic_messages import TopicLeft, check_subscription
+        from .topic_messages import TopicLeft, check_access
 
         try:
-            await database_sync_to_async(check_subscription)(topic, self.user)
+            await database_sync_to_async(check_access)(topic, self.user)
         except BusError as exc:
             await self.leave(topic)
             await self.send_message(TopicLeft(topic=topic, reason=exc.msg))

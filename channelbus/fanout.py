@@ -36,8 +36,8 @@ logger = logging.getLogger("channelbus")
 
 LOCAL = "local"
 ADDRESS_SEPARATOR = "|"
-#: Layer group calls (add/discard) in flight at once per process: redis-py's pool holds 100
-#: connections, and 1,000 sockets closing together must not exhaust it.
+#: Layer calls (group add/discard/send, send) in flight at once per process: redis-py's pool holds
+#: 100 connections, and 1,000 sockets closing (or 1,000 publishes) together must not exhaust it.
 MAX_GROUP_CALLS = 32
 #: Re-join layer groups this often (channels_redis forgets members after ``group_expiry``, a day by default).
 GROUP_REFRESH_SECONDS = 3600.0
@@ -91,7 +91,7 @@ class Hub:
 
     async def _open_channel(self) -> None:
         try:
-            self.channel = await self.layer.new_channel("channelbus.hub.")
+            self.channel = await self.layer.new_channel("channelbus.hub")
         except BaseException:
             self._starting = None
             raise
@@ -159,7 +159,8 @@ class Hub:
             event = {"type": "bus.publish", "topic": topic, "text": text}
             if exclude:
                 event["exclude"] = exclude
-            await self.layer.group_send(group_name(topic), event)
+            async with self._group_calls:
+                await self.layer.group_send(group_name(topic), event)
         else:
             await self.deliver(topic, text, exclude)
 
@@ -172,7 +173,8 @@ class Hub:
             if connection is not None:
                 await connection.send_frame(text)
             return
-        await self.layer.send(channel, {"type": "bus.direct", "connection": connection_id, "text": text})
+        async with self._group_calls:
+            await self.layer.send(channel, {"type": "bus.direct", "connection": connection_id, "text": text})
 
     async def close_connection(self, address: str, code: int, reason: str) -> None:
         """Close one connection (sends ``s.closing`` first), in whatever process it lives."""
@@ -183,9 +185,10 @@ class Hub:
             if connection is not None:
                 await connection.close(code, reason)
             return
-        await self.layer.send(
-            channel, {"type": "bus.close", "connection": connection_id, "code": code, "reason": reason}
-        )
+        async with self._group_calls:
+            await self.layer.send(
+                channel, {"type": "bus.close", "connection": connection_id, "code": code, "reason": reason}
+            )
 
     async def deliver(self, topic: str, text: str, exclude: str | None = None) -> None:
         """Hand one frame to every local follower of ``topic`` (the per-delivery hot path)."""
@@ -236,6 +239,15 @@ class Hub:
             await self.recheck(event["topic"])
         else:
             logger.warning("channelbus: ignored unknown channel-layer message %r", event)
+
+    async def recheck_everywhere(self, topic: str) -> None:
+        """Recheck the followers of ``topic`` in every process."""
+        self.pick_layer()
+        if self.layer is None:
+            await self.recheck(topic)
+            return
+        async with self._group_calls:
+            await self.layer.group_send(group_name(topic), {"type": "bus.recheck", "topic": topic})
 
     async def recheck(self, topic: str) -> None:
         """Ask again whether each local follower may still follow ``topic``; drop those who may not."""

@@ -38,8 +38,8 @@ class Metadata:
 
     ``trace_id`` is the envelope's ``i``; ``user`` the connection's user (or
     None outside a connection); ``connection_id`` a random id of the
-    connection; ``channel_name`` the consumer's channel-layer name (None when
-    no channel layer is configured); ``received_at`` a Unix timestamp;
+    connection; ``channel_name`` the connection's address, for
+    ``publish(to=...)`` (None outside a connection); ``received_at`` a Unix timestamp;
     ``registry`` the registry the message came through (None for messages
     built in code); ``connection`` the :class:`~channelbus.consumer.BusConsumer`
     it came through (None outside a connection).

@@ -30,7 +30,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import models, transaction
 
-from .fanout import ADDRESS_SEPARATOR, get_hub, group_name
+from .fanout import ADDRESS_SEPARATOR, get_hub
 from .messages import Message
 from .topics import Topic, topic_name
 
@@ -48,8 +48,6 @@ def resolve_targets(to: Any) -> tuple[list[str], list[str]]:
     for item in items:
         if isinstance(item, str) and ADDRESS_SEPARATOR in item:
             addresses.append(item)
-        elif isinstance(item, models.Model) and _is_user(item):
-            topics.append(f"user:{item.pk}")
         else:
             try:
                 topics.append(topic_name(item))
@@ -59,12 +57,6 @@ def resolve_targets(to: Any) -> tuple[list[str], list[str]]:
                     f"connection addresses, not {item!r}."
                 ) from None
     return topics, addresses
-
-
-def _is_user(obj: models.Model) -> bool:
-    from django.contrib.auth import get_user_model
-
-    return isinstance(obj, get_user_model())
 
 
 def _exclude_address(exclude: Any) -> str | None:
@@ -114,11 +106,13 @@ def publish(
     """
     if not isinstance(message, Message):
         raise TypeError(f"publish() takes a Message instance, not {message!r}.")
-    resolve_targets(to)  # fail here, in the caller, on a bad target
-    send = functools.partial(_send_now, message, to, exclude)
-    if on_commit:
-        transaction.on_commit(send, using=using)
+    topics, addresses = resolve_targets(to)  # fail here, in the caller, on a bad target
+    send = functools.partial(_send_now, message, topics + addresses, exclude)
+    if on_commit and not _in_event_loop():
+        # robust: a failed send (Redis down) is logged and the next on-commit callbacks still run.
+        transaction.on_commit(send, using=using, robust=True)
     else:
+        # Async code runs outside transactions (Django's atomic() is sync), so there is nothing to wait for.
         send()
 
 
@@ -139,18 +133,25 @@ async def arecheck(target: Any) -> None:
     """
     topics, _ = resolve_targets(target)
     hub = get_hub()
-    hub.pick_layer()
     for topic in topics:
-        if hub.layer is not None:
-            await hub.layer.group_send(group_name(topic), {"type": "bus.recheck", "topic": topic})
-        else:
-            await hub.recheck(topic)
+        await hub.recheck_everywhere(topic)
 
 
 def recheck(target: Any) -> None:
     """Sync :func:`arecheck`, run after the current transaction commits."""
-    resolve_targets(target)
-    transaction.on_commit(lambda: _run_async(arecheck(target)))
+    topics, _ = resolve_targets(target)
+    if _in_event_loop():
+        _run_async(arecheck(topics))
+    else:
+        transaction.on_commit(lambda: _run_async(arecheck(topics)), robust=True)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _run_async(coro: Any) -> None:

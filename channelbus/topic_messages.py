@@ -2,8 +2,9 @@
 
 ``topic.subscribe`` looks the topic up and asks its kind whether the user may
 follow it (in a thread: it may query the database), so it runs beside other
-handlers (``concurrent``), never behind a slow one. ``topic.leave`` and
-``topic.list`` are control messages answered at once.
+handlers (``concurrent``), never behind a slow one; ``topic.leave`` too, taking
+turns with subscribes of the same connection. ``topic.list`` is a control
+message answered at once.
 """
 
 from __future__ import annotations
@@ -72,12 +73,15 @@ class TopicSubscriptions(Message):
     schema = SubscriptionsPayload
 
 
-def check_subscription(name: str, user: Any) -> tuple[Topic, Any]:
-    """Resolve ``name``, check the user may follow it, and compute its initial state. Sync (ORM)."""
+def check_access(name: str, user: Any) -> Topic:
+    """Resolve ``name`` and check the user may follow it. Sync (may query the database).
+
+    A missing object and a refused one get the same answer, so pks cannot be probed.
+    """
     topic = topic_kinds.resolve(name)
     if not topic.allowed(user):
         raise SubscribeRefused(f"You may not subscribe to {topic.name}.", topic=topic.name)
-    return topic, topic.initial_state(user)
+    return topic
 
 
 @incoming.register
@@ -89,16 +93,25 @@ class TopicSubscribe(Message):
     concurrent = True
 
     async def handle(self) -> Any:
-        """Check, then join the topic on this connection."""
+        """Check, join, then compute the initial state (joined first, so no change is missed).
+
+        Subscribes and leaves of one connection take turns (its topic lock), so a
+        ``topic.leave`` sent during a slow check is applied after it, in order.
+        """
         connection = self.meta.connection
-        name = self.data.topic
-        if name not in connection.topics and len(connection.topics) >= connection.max_topics:
-            raise SubscribeRefused(
-                f"This connection follows {connection.max_topics} topics already; leave one first.",
-                topic=name,
-            )
-        topic, state = await database_sync_to_async(check_subscription)(name, self.user)
-        await connection.join(topic.name)
+        async with connection.topic_lock:
+            topic = await database_sync_to_async(check_access)(self.data.topic, self.user)
+            if topic.name not in connection.topics and len(connection.topics) >= connection.max_topics:
+                raise SubscribeRefused(
+                    f"This connection follows {connection.max_topics} topics already; leave one first.",
+                    topic=topic.name,
+                )
+            await connection.join(topic.name)
+            try:
+                state = await database_sync_to_async(topic.initial_state)(self.user)
+            except BaseException:
+                await connection.leave(topic.name)
+                raise
         return TopicSubscribed(topic=topic.name, state=state)
 
 
@@ -108,11 +121,13 @@ class TopicLeave(Message):
 
     name = "topic.leave"
     schema = TopicPayload
-    control = True
+    concurrent = True  # it waits for a subscribe in progress, but never blocks the socket
 
     async def handle(self) -> Any:
-        """Leave the topic."""
-        await self.meta.connection.leave(self.data.topic)
+        """Leave the topic (after any subscribe of this connection still being checked)."""
+        connection = self.meta.connection
+        async with connection.topic_lock:
+            await connection.leave(self.data.topic)
         return TopicLeft(topic=self.data.topic)
 
 

@@ -89,9 +89,9 @@ class Topic:
         if raw_key is None or raw_key == "":
             raise SubscribeRefused(f"Topic kind {cls.kind!r} needs a key: {cls.kind}:<key>.", topic=cls.kind)
         if spec is int:
-            if not raw_key.isdigit() or len(raw_key) > 19:
+            if not (raw_key.isascii() and raw_key.isdigit()) or len(raw_key) > 19:
                 raise SubscribeRefused(f"The key of {cls.kind!r} must be a number.", topic=name)
-            return cls(int(raw_key), raw_key)
+            return cls(int(raw_key))  # "007" and "7" name one topic: "7"
         if spec == "slug":
             if not SLUG_PATTERN.match(raw_key):
                 raise SubscribeRefused(
@@ -103,11 +103,9 @@ class Topic:
             model: Any = spec
             try:
                 obj = model._default_manager.get(pk=model._meta.pk.to_python(raw_key))
-            except Exception:  # a malformed pk or no such row: the same answer, nothing leaks
-                raise SubscribeRefused(
-                    f"No {model._meta.verbose_name} {raw_key!r} you may see.", topic=name
-                ) from None
-            return cls(obj, raw_key)
+            except Exception:  # a malformed pk or no such row: the answer of a refusal, nothing leaks
+                raise SubscribeRefused(f"You may not subscribe to {name}.", topic=name) from None
+            return cls(obj)  # the name uses the object's own pk, as publish(to=obj) does
         raise TypeError(
             f"{cls.__qualname__}.key_type must be None, int, 'slug' or a model class, not {spec!r}."
         )
@@ -205,13 +203,17 @@ class TopicRegistry:
 
 
 def topic_name(target: Any) -> str:
-    """The topic name of ``target``: a :class:`Topic`, a name string, or a model instance
-    (``<app_label>.<model>:<pk>``, the topic of a model-keyed kind)."""
+    """The topic name of ``target``: a :class:`Topic`, a name string, a user (``user:<pk>``) or
+    another model instance (``<app_label>.<model>:<pk>``, the topic of a model-keyed kind)."""
     if isinstance(target, Topic):
         return target.name
     if isinstance(target, str):
         return target
     if isinstance(target, models.Model):
+        from django.contrib.auth import get_user_model
+
+        if isinstance(target, get_user_model()):
+            return f"user:{target.pk}"
         meta = target._meta
         return f"{meta.app_label}.{meta.model_name}:{target.pk}"
     raise TypeError(f"Cannot tell the topic of {target!r}.")

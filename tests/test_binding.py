@@ -92,3 +92,22 @@ async def test_notify_changed_after_a_queryset_update(bus_client, user):
     assert [f["p"]["data"]["text"] for f in frames] == ["bulk", "bulk"]
     with pytest.raises(TypeError, match="no ModelBinding"):
         notify_changed([user])
+
+
+async def test_a_row_moving_between_collections_leaves_the_old_one(bus_client, user, bob):
+    note = await Note.objects.acreate(owner=user, text="moving")
+    alice_tab = await bus_client(user=user)
+    bob_tab = await bus_client(user=bob)
+    await alice_tab.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    await bob_tab.request("topic.subscribe", {"topic": f"testapp.note.all:{bob.pk}"})
+    note.owner = bob
+    await note.asave()
+    gone = await alice_tab.receive()
+    assert gone["c"] == f"testapp.note.all:{user.pk}" and gone["p"] == {
+        "action": "delete",
+        "pk": note.pk,
+        "data": None,
+    }
+    arrived = await bob_tab.receive()
+    assert arrived["c"] == f"testapp.note.all:{bob.pk}" and arrived["p"]["action"] == "create"
+    assert arrived["p"]["data"]["owner"] == bob.pk

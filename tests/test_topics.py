@@ -73,7 +73,9 @@ async def test_exclude_the_sender(bus_client, user, bob):
         ("test.room", "Topic kind 'test.room' needs a key: test.room:<key>."),
         ("broadcast:1", "Topic kind 'broadcast' takes no key."),
         ("test.num:abc", "The key of 'test.num' must be a number."),
-        ("testapp.note:999", "No note '999' you may see."),
+        ("testapp.note:999", "You may not subscribe to testapp.note:999."),
+        ("testapp.note:abc", "You may not subscribe to testapp.note:abc."),
+        ("test.num:²", "The key of 'test.num' must be a number."),
     ],
 )
 async def test_refused_subscriptions(bus_client, user, bob, topic, msg):
@@ -209,3 +211,56 @@ async def test_recheck_removes_connections_that_lost_access(bus_client, user, bo
     }
     await apublish(Greet(text="not for alice any more"), to=note)
     await client.assert_nothing_received()
+
+
+async def test_keys_are_normalised(bus_client, user):
+    client = await bus_client(user=user)
+    assert (await client.request("topic.subscribe", {"topic": "test.num:007"}))["topic"] == "test.num:7"
+    await apublish(Greet(text="seven"), to="test.num:7")
+    assert (await client.receive())["c"] == "test.num:7"
+
+
+async def test_token_topics_count_toward_the_limit(bus_client, user):
+    token = topic_token([f"test.room:t{n}" for n in range(5)])
+    with override_settings(CHANNELBUS={"MAX_TOPICS_PER_CONNECTION": 3}):
+        client = await bus_client(user=user, query_string=f"topics={token}")
+    assert len((await client.request("topic.list"))["topics"]) == 3
+
+
+async def test_subscribes_sent_together_respect_the_limit(bus_client, user):
+    with override_settings(CHANNELBUS={"MAX_TOPICS_PER_CONNECTION": 3}):
+        client = await bus_client(user=user)
+    for n in range(4):
+        await client.send("topic.subscribe", {"topic": f"test.room:s{n}"}, i=str(n))
+    frames = [await client.receive() for _ in range(4)]
+    assert sorted(f["t"] for f in frames) == ["error.subscribe"] * 3 + ["topic.subscribed"]
+    assert len((await client.request("topic.list"))["topics"]) == 3
+
+
+async def test_leave_right_after_subscribe_applies_in_order(bus_client, user):
+    client = await bus_client(user=user)
+    await client.send("topic.subscribe", {"topic": "test.room:quick"}, i="s")
+    await client.send("topic.leave", {"topic": "test.room:quick"}, i="l")
+    replies = {f["i"]: f["t"] for f in [await client.receive(), await client.receive()]}
+    assert replies == {"s": "topic.subscribed", "l": "topic.left"}
+    assert "test.room:quick" not in (await client.request("topic.list"))["topics"]
+
+
+def _publish_from_sync_code_on_the_loop_thread():
+    publish(
+        Greet(text="scheduled"), to=(name for name in ["test.room:loop"])
+    )  # a generator, on_commit default
+
+
+async def test_publish_from_a_sync_function_inside_the_event_loop(bus_client, user):
+    client = await bus_client(user=user)
+    await client.request("topic.subscribe", {"topic": "test.room:loop"})
+    _publish_from_sync_code_on_the_loop_thread()
+    assert (await client.receive())["p"] == {"text": "scheduled"}
+
+
+async def test_a_user_is_their_user_topic_everywhere(user):
+    from channelbus.topics import topic_name, topics_from_token
+
+    assert topic_name(user) == f"user:{user.pk}"
+    assert topics_from_token(topic_token([user])) == [f"user:{user.pk}"]

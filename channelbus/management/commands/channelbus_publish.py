@@ -17,7 +17,7 @@ from channelbus.registry import outgoing
 class Command(BaseCommand):
     """Publish one message of a registered outgoing type to a topic (or a connection address)."""
 
-    help = 'Publish a message to a topic: channelbus_publish chat.room:lobby chat.notice \'{"text": "hi"}\''
+    help = 'Publish a message to a topic: channelbus_publish user:42 demo.notice \'{"text": "hi"}\''
 
     def add_arguments(self, parser: CommandParser) -> None:
         """``topic``, ``type`` and an optional JSON ``payload``."""
