@@ -43,7 +43,7 @@ async def test_publish_goes_through_redis_once(bus_client, user, redis_layer):
 async def test_direct_frames_and_recheck_through_redis(bus_client, user, redis_layer):
     client = await bus_client(user=user)
     address = next(iter(get_hub().connections.values())).channel_name
-    assert "channelbus.hub." in address
+    assert "channelbus.hub" in address
     await apublish(Greet(text="direct"), to=address)
     assert (await client.receive(timeout=3))["p"] == {"text": "direct"}
     await client.request("topic.subscribe", {"topic": f"user:{user.pk}"})
