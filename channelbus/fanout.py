@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -82,6 +83,8 @@ class Hub:
 
     async def start(self) -> None:
         """Get ready to serve connections: with a shared layer, open this hub's channel and read it."""
+        global _serving
+        _serving = self
         self.pick_layer()
         if self.layer is None or self._reader is not None:
             return
@@ -105,6 +108,13 @@ class Hub:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+    def _serving_peer(self) -> Hub | None:
+        """In-process delivery from another event loop (a worker thread): the hub serving the sockets."""
+        peer = _serving
+        if peer is None or peer is self or peer.loop.is_closed() or not peer.loop.is_running():
+            return None
+        return peer
 
     # ------------------------------------------------------------------ connections
 
@@ -155,6 +165,8 @@ class Hub:
     async def publish(self, topic: str, text: str, exclude: str | None = None) -> None:
         """Deliver an encoded frame to every follower of ``topic``, in every process."""
         self.pick_layer()
+        if self.layer is None and (peer := self._serving_peer()) is not None:
+            return await _on_loop_of(peer, peer.publish(topic, text, exclude))
         if self.layer is not None:
             event = {"type": "bus.publish", "topic": topic, "text": text}
             if exclude:
@@ -167,6 +179,8 @@ class Hub:
     async def send_to(self, address: str, text: str) -> None:
         """Deliver an encoded frame to one connection, in whatever process it lives."""
         self.pick_layer()
+        if self.layer is None and (peer := self._serving_peer()) is not None:
+            return await _on_loop_of(peer, peer.send_to(address, text))
         channel, _, connection_id = address.rpartition(ADDRESS_SEPARATOR)
         if channel == self.channel or self.layer is None or channel == LOCAL:
             connection = self.connections.get(connection_id)
@@ -179,6 +193,8 @@ class Hub:
     async def close_connection(self, address: str, code: int, reason: str) -> None:
         """Close one connection (sends ``s.closing`` first), in whatever process it lives."""
         self.pick_layer()
+        if self.layer is None and (peer := self._serving_peer()) is not None:
+            return await _on_loop_of(peer, peer.close_connection(address, code, reason))
         channel, _, connection_id = address.rpartition(ADDRESS_SEPARATOR)
         if channel == self.channel or self.layer is None or channel == LOCAL:
             connection = self.connections.get(connection_id)
@@ -244,7 +260,8 @@ class Hub:
         """Recheck the followers of ``topic`` in every process."""
         self.pick_layer()
         if self.layer is None:
-            await self.recheck(topic)
+            peer = self._serving_peer()
+            await (_on_loop_of(peer, peer.recheck(topic)) if peer is not None else self.recheck(topic))
             return
         async with self._group_calls:
             await self.layer.group_send(group_name(topic), {"type": "bus.recheck", "topic": topic})
@@ -269,6 +286,13 @@ class Hub:
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+#: The hub that last started serving connections in this process.
+_serving: Hub | None = None
+
+
+async def _on_loop_of(hub: Hub, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on ``hub``'s event loop (another thread) and wait for it."""
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, hub.loop))
 
 
 def get_hub() -> Hub:

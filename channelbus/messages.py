@@ -100,6 +100,17 @@ class Message:
     concurrent: ClassVar[bool] = False
     #: Leave fields that are None out of the payload this message sends.
     exclude_none: ClassVar[bool] = False
+    #: Run the handler in a worker, through Django's Tasks API (``docs/deferred.md``).
+    deferred: ClassVar[bool] = False
+    #: Deferred only: the task queue, priority (-100..100) and delay in seconds before it runs.
+    queue_name: ClassVar[str] = "default"
+    priority: ClassVar[int] = 0
+    delay: ClassVar[float | None] = None
+    #: Deferred only: retries after an unexpected error, and the seconds to wait before each.
+    retries: ClassVar[int] = 0
+    retry_delays: ClassVar[tuple[float, ...]] = (1.0, 5.0, 30.0)
+    #: Deferred only: run the handler in ``transaction.atomic()`` (publishes go out after commit).
+    atomic: ClassVar[bool] = True
     #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
     control: ClassVar[bool] = False
 
@@ -186,6 +197,18 @@ class Message:
     async def handle(self) -> Any:
         """Handle an incoming message. Override it; the default does nothing and replies with no payload."""
         return None
+
+    @classmethod
+    def retry_delay(cls, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (the last delay repeats)."""
+        delays = cls.retry_delays or (0.0,)
+        return float(delays[min(attempt, len(delays)) - 1])
+
+    def progress(self, done: float, total: float | None = None, text: str | None = None) -> None:
+        """In a deferred handler: tell the client how far it is (``r`` with ``{"done", "total", "text"}``)."""
+        from .tasks import progress
+
+        progress(self, done, total, text)
 
     @property
     def trace_id(self) -> str | None:

@@ -34,7 +34,7 @@ from .fanout import ADDRESS_SEPARATOR, get_hub
 from .messages import Message
 from .topics import Topic, topic_name
 
-__all__ = ["apublish", "arecheck", "publish", "recheck", "resolve_targets"]
+__all__ = ["apublish", "arecheck", "publish", "recheck", "resolve_targets", "send_text"]
 
 logger = logging.getLogger("channelbus")
 
@@ -167,3 +167,12 @@ def _run_async(coro: Any) -> None:
 
 async def _await(coro: Any) -> None:
     await coro
+
+
+def send_text(address: str, text: str) -> None:
+    """Send an encoded frame to one connection from sync code (a worker), at once."""
+    _run_async(_send_text(address, text))
+
+
+async def _send_text(address: str, text: str) -> None:
+    await get_hub().send_to(address, text)

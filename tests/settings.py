@@ -1,6 +1,7 @@
 """Django settings for channelbus's own tests."""
 
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +14,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "django_tasks_db",
     "channelbus",
     "demoapp",
     "tests.testapp",
@@ -26,5 +29,12 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CHANNELBUS: dict = {}
+# Deferred handlers run at once, inside the enqueue, in tests (tests/test_deferred.py also runs real workers).
+TASKS = {
+    "default": {
+        "BACKEND": ("django.tasks" if find_spec("django.tasks") else "django_tasks")
+        + ".backends.immediate.ImmediateBackend"
+    }
+}
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,6 +1,7 @@
 """Settings of the channelbus demo: the embedded default (SQLite, in-memory channel layer)."""
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -14,6 +15,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.staticfiles",
+    *([] if find_spec("django.tasks") else ["django_tasks"]),  # the Tasks API backport on Django 5.2
+    "django_tasks_db",
     "channelbus",
     "demoapp",
     # Extra apps for end-to-end tests (comma-separated), e.g. "tests.testapp".
@@ -75,6 +78,10 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CHANNELBUS: dict = {}
+
+# The embedded default queue: jobs in the same SQLite database; `manage.py runbus` runs a worker
+# beside the server. DEMO_TASKS=rq uses RQ on Redis (start `manage.py rqworker`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 STATIC_URL = "static/"
 USE_TZ = True

@@ -1,5 +1,6 @@
 """The demo's message types: ``demo.echo`` and ``demo.add``."""
 
+import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -95,9 +96,10 @@ class ChatSend(Message):
 
     name = "chat.send"
     schema = ChatSendSchema
+    deferred = True  # it writes to the database: a worker does it
 
     def handle(self):
-        """Runs in a thread: it writes to the database, then notifies users @mentioned in the text."""
+        """Runs in a worker: it writes to the database, then notifies users @mentioned in the text."""
         message = ChatMessage.objects.create(room=self.data.room, user=self.user, text=self.data.text)
         publish(ChatMessageOut(message.as_payload()), to=f"chat.room:{message.room}")
         mentioned = {word[1:] for word in self.data.text.split() if word.startswith("@") and len(word) > 1}
@@ -207,3 +209,44 @@ class CardDelete(Message):
     def handle(self):
         """Delete the card; the binding publishes the delete."""
         _card(self.data.pk).delete()
+
+
+class CountSchema(BaseModel):
+    """Payload of ``demo.count``."""
+
+    to: int = Field(ge=1, le=100)
+
+
+@incoming.register
+class Count(Message):
+    """``demo.count {"to"}``: a deferred job that reports progress at each step, then ``{"total"}``."""
+
+    name = "demo.count"
+    schema = CountSchema
+    deferred = True
+
+    def handle(self):
+        """Count to ``to``, a progress frame per step."""
+        for n in range(1, self.data.to + 1):
+            time.sleep(0.05)
+            self.progress(n, self.data.to, f"step {n}")
+        return {"total": self.data.to}
+
+
+class NoFields(BaseModel):
+    """An empty object payload, ``{}``."""
+
+
+@incoming.register
+class Fail(Message):
+    """``demo.fail {}``: a deferred job that always fails; after 2 retries the client gets ``error.job``."""
+
+    name = "demo.fail"
+    schema = NoFields
+    deferred = True
+    retries = 2
+    retry_delays = (0.2, 0.5)
+
+    def handle(self):
+        """Always raise."""
+        raise RuntimeError("demo.fail always fails")

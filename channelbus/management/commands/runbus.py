@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 from django.conf import settings
@@ -19,18 +20,33 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--reload", action="store_true", help="Restart when code changes.")
         parser.add_argument("--log-level", default="info")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="Do not run a task worker beside the server (the default runs one for django_tasks_db).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Start uvicorn; stops on Ctrl-C."""
-        try:
-            import uvicorn
-        except ImportError:
-            raise CommandError("runbus needs uvicorn: pip install 'channelbus[server]'.") from None
+        if find_spec("uvicorn") is None:
+            raise CommandError("runbus needs uvicorn: pip install 'channelbus[server]'.")
         target = getattr(settings, "ASGI_APPLICATION", None)
         if not target or "." not in target:
             raise CommandError("Set ASGI_APPLICATION = 'project.asgi.application' in your settings.")
         module, _, attr = target.rpartition(".")
         self.stdout.write(f"channelbus: serving {target} on http://{options['host']}:{options['port']}/")
+        worker = None if options["no_worker"] else start_embedded_worker()
+        if worker is not None:
+            self.stdout.write("channelbus: running a django_tasks_db worker beside the server")
+        try:
+            self._serve(module, attr, options)
+        finally:
+            if worker is not None:
+                worker.running = False
+
+    def _serve(self, module: str, attr: str, options: dict[str, Any]) -> None:
+        import uvicorn
+
         uvicorn.run(
             f"{module}:{attr}",
             host=options["host"],
@@ -47,3 +63,36 @@ def settings_max_frame() -> int:
     from channelbus.conf import settings as bus_settings
 
     return int(bus_settings.MAX_FRAME_BYTES)
+
+
+def start_embedded_worker() -> Any:
+    """Run a django_tasks_db worker in a thread of this process, when that is the default task backend.
+
+    In one process the worker reaches the sockets without a shared channel layer: the embedded
+    default needs no other server. Returns the worker (``worker.running = False`` stops it) or None.
+    """
+    import threading
+
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+        from django_tasks_db.management.commands.db_worker import Worker
+    except ImportError:
+        return None
+    try:
+        from django.tasks import task_backends
+    except ImportError:
+        from django_tasks import task_backends
+    if not isinstance(task_backends["default"], DatabaseBackend):
+        return None
+    worker = Worker(
+        queue_names=["*"],
+        interval=0.1,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="runbus-embedded",
+        excluded_queue_names=[],
+    )
+    threading.Thread(target=worker.run, name="channelbus-task-worker", daemon=True).start()
+    return worker

@@ -1,0 +1,217 @@
+"""Deferred handlers on a real job queue, through Django's Tasks API.
+
+A message class with ``deferred = True`` is validated and permission-checked
+in the consumer, then enqueued as the task :func:`run_deferred` on the
+project's task backend (``TASKS`` setting: ``django.tasks`` on Django 6, the
+``django-tasks`` backport on 5.2). The client gets ``q``. In the worker:
+``r`` when the handler starts, ``r`` with ``{"done", "total", "text"}`` for each
+``self.progress(...)``, then ``s`` with the result, or ``error.job`` after the
+last retry. A :class:`~channelbus.protocol.BusError` raised on purpose is sent
+as it is, without retries.
+
+The job carries who asked: the user's pk, the connection's address and the
+trace id, so the worker answers the right tab, in whatever process it lives.
+Retries are carried out here (re-enqueued with ``run_after``), so they work on
+every backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from .messages import Message, Metadata
+from .protocol import BusError, JobFailed, ServerError, encode, error_frame, states
+from .publishing import send_text
+from .registry import Registry, all_registries, incoming
+
+try:  # Django >= 6.0
+    from django.tasks import task
+except ImportError:  # Django 5.2 with the django-tasks backport
+    from django_tasks import task
+
+__all__ = ["enqueue", "run_deferred", "trigger"]
+
+logger = logging.getLogger("channelbus")
+
+
+def _registry(name: str) -> Registry:
+    for registry in all_registries():
+        if registry.name == name:
+            return registry
+    return incoming
+
+
+def enqueue(
+    cls: type[Message], payload: Any, meta: Metadata, attempt: int = 1, delay: float | None = None
+) -> None:
+    """Put one deferred message on the queue (sync: the backend may write to a database or Redis)."""
+    user = meta.user
+    user_pk = str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else None
+    options: dict[str, Any] = {"queue_name": cls.queue_name, "priority": cls.priority}
+    delay = cls.delay if delay is None else delay
+    if delay:
+        if run_deferred.get_backend().supports_defer:
+            options["run_after"] = timezone.now() + timedelta(seconds=delay)
+        else:  # e.g. the immediate backend: wait here, then run
+            time.sleep(delay)
+    run_deferred.using(**options).enqueue(
+        cls.name,
+        payload,
+        meta.trace_id,
+        user_pk,
+        meta.channel_name,
+        attempt,
+        meta.received_at,
+        meta.registry.name if meta.registry is not None else "incoming",
+    )
+
+
+@task()
+def run_deferred(
+    type_name: str,
+    payload: Any,
+    trace_id: str | None,
+    user_pk: str | None,
+    address: str | None,
+    attempt: int,
+    received_at: float,
+    registry_name: str = "incoming",
+) -> None:
+    """The job: run a deferred message's handler in a worker and answer the connection that sent it."""
+    cls = _registry(registry_name).get(type_name)
+    reply = _Replier(address, trace_id, type_name)
+    if cls is None:
+        logger.error("channelbus: deferred job for unregistered type %s (i=%s)", type_name, trace_id)
+        reply.error(ServerError(trace_id=trace_id))
+        return
+    user: Any = AnonymousUser()
+    if user_pk is not None:
+        user = get_user_model()._default_manager.filter(pk=user_pk).first() or AnonymousUser()
+    meta = Metadata(trace_id, user, None, address, received_at, _registry(registry_name), None)
+    try:
+        message = cls.from_payload(payload, meta)
+    except BusError as exc:  # the schema changed between enqueue and run
+        reply.error(exc)
+        return
+    message.attempt = attempt  # type: ignore[attr-defined]
+    message._replier = reply  # type: ignore[attr-defined]
+    reply.state(states.RUNNING)
+    try:
+        if cls.atomic:
+            with transaction.atomic():
+                result = _call(message)
+        else:
+            result = _call(message)
+    except BusError as exc:
+        reply.error(exc)
+        return
+    except Exception:
+        attempts_left = cls.retries + 1 - attempt
+        if attempts_left > 0:
+            delay = cls.retry_delay(attempt)
+            logger.warning(
+                "channelbus: deferred %s failed (i=%s, attempt %d); retrying in %.1fs",
+                type_name,
+                trace_id,
+                attempt,
+                delay,
+                exc_info=True,
+            )
+            enqueue(cls, payload, meta, attempt + 1, delay)
+            return
+        logger.exception(
+            "channelbus: deferred %s failed after %d attempts (i=%s)", type_name, attempt, trace_id
+        )
+        reply.error(JobFailed(f"{type_name} failed.", type_name=type_name, attempts=attempt))
+        return
+    reply.result(cls, result)
+
+
+def _call(message: Message) -> Any:
+    if type(message)._sync_handle:
+        return message.handle()
+    return async_to_sync(message.handle)()
+
+
+class _Replier:
+    """Sends a deferred message's states, progress and result to the connection that asked."""
+
+    def __init__(self, address: str | None, trace_id: str | None, type_name: str) -> None:
+        self.address = address
+        self.trace_id = trace_id
+        self.type_name = type_name
+
+    def _send(self, text: str) -> None:
+        if self.address is not None:
+            send_text(self.address, text)
+
+    def state(self, state: str, payload: Any = None) -> None:
+        if self.trace_id is not None:
+            self._send(encode(self.type_name, payload, i=self.trace_id, s=state))
+
+    def result(self, cls: type[Message], result: Any) -> None:
+        if self.trace_id is None:
+            return
+        from .consumer import reply_frame
+
+        self._send(reply_frame(cls, self.trace_id, result))
+
+    def error(self, error: BusError) -> None:
+        if error.trace_id is None:
+            error.trace_id = self.trace_id
+        self._send(error_frame(error))
+
+
+def progress(message: Message, done: float, total: float | None = None, text: str | None = None) -> None:
+    """Send an ``r`` frame with ``{"done", "total", "text"}`` to the connection that sent ``message``."""
+    replier: _Replier | None = getattr(message, "_replier", None)
+    if replier is None:
+        return  # not running as a deferred job (e.g. called from a test): nothing to tell
+    payload: dict[str, Any] = {"done": done}
+    if total is not None:
+        payload["total"] = total
+    if text is not None:
+        payload["text"] = text
+    replier.state(states.RUNNING, payload)
+
+
+def trigger(
+    cls: type[Message] | str,
+    payload: Any = None,
+    *,
+    user: Any = None,
+    reply_to: str | None = None,
+    trace_id: str | None = None,
+) -> None:
+    """Run a server-side handler from Python code (a view, the shell, another job), as df_websockets'
+    ``trigger(..., to=[SERVER])``: deferred types go on the queue, others run now in this thread.
+
+    ``user`` is whom the handler sees (a request's user, or None); ``reply_to`` an optional
+    connection address that gets the states and the result (with ``trace_id``).
+    """
+    if isinstance(cls, str):
+        found = incoming.get(cls)
+        if found is None:
+            raise LookupError(f"{cls!r} is not a registered incoming message type.")
+        cls = found
+    meta = Metadata(
+        trace_id, user if user is not None else AnonymousUser(), None, reply_to, time.time(), incoming
+    )
+    if cls.deferred:
+        cls.from_payload(payload, meta)  # fail here, in the caller, on a bad payload
+        enqueue(cls, payload, meta)
+        return
+    run_deferred.call(cls.name, payload, trace_id, _pk(user), reply_to, 1, meta.received_at, "incoming")
+
+
+def _pk(user: Any) -> str | None:
+    return str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else None
