@@ -25,6 +25,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -34,7 +35,7 @@ from .fanout import ADDRESS_SEPARATOR, get_hub
 from .messages import Message
 from .topics import Topic, topic_name
 
-__all__ = ["apublish", "arecheck", "publish", "recheck", "resolve_targets", "send_text"]
+__all__ = ["Published", "apublish", "arecheck", "publish", "recheck", "resolve_targets", "send_text"]
 
 logger = logging.getLogger("channelbus")
 
@@ -76,8 +77,10 @@ async def apublish(message: Message, to: Any, *, exclude: Any = None) -> None:
     if not isinstance(message, Message):
         raise TypeError(f"publish() takes a Message instance, not {message!r}.")
     topics, addresses = resolve_targets(to)
-    hub = get_hub()
     skip = _exclude_address(exclude)
+    for capture in _captures:
+        capture.append(Published(message, topics, addresses, skip))
+    hub = get_hub()
     payload = message.payload()
     for topic in topics:
         await hub.publish(topic, message_frame(message, payload, topic), skip)
@@ -86,6 +89,20 @@ async def apublish(message: Message, to: Any, *, exclude: Any = None) -> None:
         for address in addresses:
             if address != skip:
                 await hub.send_to(address, text)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One message as it was sent: the message, its topics, its connection addresses, the excluded one."""
+
+    message: Message
+    topics: list[str]
+    addresses: list[str]
+    exclude: str | None = None
+
+
+#: Lists filled by :func:`channelbus.testing.capture_published`.
+_captures: list[list[Published]] = []
 
 
 def message_frame(message: Message, payload: Any, topic: str | None) -> str:

@@ -16,7 +16,8 @@ to get the fixtures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -24,8 +25,16 @@ from asgiref.testing import ApplicationCommunicator
 
 from .client import Frame, RequestFailed
 from .protocol import states
+from .publishing import Published
 
-__all__ = ["BusTestClient", "ConnectionRefused", "RequestFailed", "bus_client"]
+__all__ = [
+    "BusTestClient",
+    "ConnectionRefused",
+    "Published",
+    "RequestFailed",
+    "bus_client",
+    "capture_published",
+]
 
 
 class ConnectionRefused(Exception):
@@ -178,6 +187,27 @@ class BusTestClient:
         if not await self.communicator.receive_nothing(timeout):
             event = await self.communicator.receive_output(timeout)
             raise AssertionError(f"a frame was received: {event}")
+
+
+@contextlib.contextmanager
+def capture_published() -> Iterator[list[Published]]:
+    """Record every message published while the block runs (the df_websockets test queue, for messages)::
+
+        with capture_published() as sent:
+            await client.request("chat.send", {"room": "lobby", "text": "hi"})
+        assert sent[0].message.name == "chat.message" and sent[0].topics == ["chat.room:lobby"]
+
+    A message published with ``publish()`` is recorded when it is sent: after the commit.
+    Messages are still delivered.
+    """
+    from .publishing import _captures
+
+    sent: list[Published] = []
+    _captures.append(sent)
+    try:
+        yield sent
+    finally:
+        _captures.remove(sent)
 
 
 def _fixture(func: Callable[..., Any]) -> Any:

@@ -40,9 +40,14 @@ async def test_deferred_validation_and_permission_errors_come_from_the_consumer(
 
 
 async def test_deferred_chat_send_writes_and_publishes_after_commit(bus_client, user):
+    from channelbus.testing import capture_published
+
     client = await bus_client(user=user)
     await client.request("topic.subscribe", {"topic": "chat.room:deferred"})
-    reply = await client.request("chat.send", {"room": "deferred", "text": "via a job"})
+    with capture_published() as sent:
+        reply = await client.request("chat.send", {"room": "deferred", "text": "via a job"})
+    assert [(p.message.name, p.topics) for p in sent] == [("chat.message", ["chat.room:deferred"])]
+    assert sent[0].message.data.text == "via a job"
     assert isinstance(reply["id"], int)
     message = await client.receive("chat.message")
     assert message["p"]["text"] == "via a job" and message["c"] == "chat.room:deferred"
@@ -67,3 +72,39 @@ async def test_a_real_worker_beside_the_server(server):
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=30)
         assert exc.value.payload["attempts"] == 3 and exc.value.type == "error.job"
+
+
+async def test_a_failing_deferred_handler_rolls_back_and_publishes_nothing(bus_client, user):
+    from channelbus.testing import capture_published
+    from tests.testapp.models import Note
+
+    client = await bus_client(user=user)
+    with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
+        await client.request("test.write_then_refuse", {"text": "rolled back"})
+    assert exc.value.type == "error.not_found" and exc.value.payload == {"msg": "Changed my mind."}
+    assert sent == [] and await Note.objects.acount() == 0
+    await client.assert_nothing_received(0.2)
+
+
+async def test_the_worker_knows_who_asked(bus_client, user):
+    from channelbus.fanout import get_hub
+
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+    assert await client.request("test.who_asked") == {"user": "alice", "address": address, "attempt": 1}
+
+
+async def test_trigger_from_python_code(bus_client, user):
+    from channels.db import database_sync_to_async
+
+    from channelbus.fanout import get_hub
+    from channelbus.tasks import trigger
+
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+    await database_sync_to_async(trigger)(
+        "demo.count", {"to": 2}, user=user, reply_to=address, trace_id="srv1"
+    )
+    frames = [await client.receive() for _ in range(4)]
+    assert [f["s"] for f in frames] == ["r", "r", "r", "s"] and all(f["i"] == "srv1" for f in frames)
+    assert frames[-1]["p"] == {"total": 2}

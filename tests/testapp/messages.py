@@ -172,3 +172,36 @@ class TimesOut(Message):
         except TimeoutError:
             return {"timed_out": True}
         return {"timed_out": False}
+
+
+class NoteText(BaseModel):
+    text: str
+
+
+@incoming.register
+class WriteThenRefuse(Message):
+    """Deferred: writes a note and publishes, then refuses: the write and the publish are undone."""
+
+    name = "test.write_then_refuse"
+    schema = NoteText
+    deferred = True
+
+    def handle(self):
+        from channelbus import publish
+
+        from .models import Note
+
+        Note.objects.create(owner=self.user, text=self.data.text)
+        publish(Greet(text="never sent"), to="broadcast")
+        raise NotFound("Changed my mind.")
+
+
+@incoming.register
+class WhoAsked(Message):
+    """Deferred: reports what the worker knows about who asked."""
+
+    name = "test.who_asked"
+    deferred = True
+
+    def handle(self):
+        return {"user": self.user.get_username(), "address": self.meta.channel_name, "attempt": self.attempt}
