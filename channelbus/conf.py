@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_TOPICS_PER_CONNECTION": 100,
     # Seconds a signed topic token (channelbus.topics.topic_token) stays valid.
     "TOPIC_TOKEN_MAX_AGE": 12 * 3600,
+    # Seconds a strictly ordered deferred job waits for the one before it before going ahead anyway.
+    "STRICT_ORDER_TIMEOUT": 60,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
 }

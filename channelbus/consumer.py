@@ -123,6 +123,7 @@ class BusConsumer:
         self.max_topics = 0
         self.hub: Hub | None = None
         self._topic_lock: asyncio.Lock | None = None
+        self._strict_seq = 0  # places handed to strictly ordered deferred messages
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
@@ -400,11 +401,15 @@ class BusConsumer:
         if allowed_kind == "sync":
             await database_sync_to_async(_check_allowed)(cls, meta, self)
         cls.from_payload(env.p, meta)  # errors are the client's: answer now, not from a worker
+        seq = None
+        if cls.ordering == "strict":
+            self._strict_seq += 1
+            seq = self._strict_seq
         if env.i is not None:
             # Before the enqueue: a backend that runs the job at once (the immediate one in tests)
             # sends r and s from inside it, and q must come first.
             await self.send_frame(encode(cls.name, i=env.i, s=states.QUEUED))
-        await database_sync_to_async(enqueue)(cls, env.p, meta)
+        await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq)
 
     # ------------------------------------------------------------------ frames out
 

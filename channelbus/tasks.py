@@ -25,9 +25,11 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from .conf import settings
 from .messages import Message, Metadata
 from .protocol import BusError, JobFailed, ServerError, encode, error_frame, states
 from .publishing import send_text
@@ -51,9 +53,18 @@ def _registry(name: str) -> Registry:
 
 
 def enqueue(
-    cls: type[Message], payload: Any, meta: Metadata, attempt: int = 1, delay: float | None = None
+    cls: type[Message],
+    payload: Any,
+    meta: Metadata,
+    attempt: int = 1,
+    delay: float | None = None,
+    seq: int | None = None,
+    waiting_since: float | None = None,
 ) -> None:
-    """Put one deferred message on the queue (sync: the backend may write to a database or Redis)."""
+    """Put one deferred message on the queue (sync: the backend may write to a database or Redis).
+
+    ``seq`` is its place among the strictly ordered messages of its connection.
+    """
     user = meta.user
     user_pk = str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else None
     options: dict[str, Any] = {"queue_name": cls.queue_name, "priority": cls.priority}
@@ -72,6 +83,8 @@ def enqueue(
         attempt,
         meta.received_at,
         meta.registry.name if meta.registry is not None else "incoming",
+        seq,
+        waiting_since,
     )
 
 
@@ -85,6 +98,8 @@ def run_deferred(
     attempt: int,
     received_at: float,
     registry_name: str = "incoming",
+    seq: int | None = None,
+    waiting_since: float | None = None,
 ) -> None:
     """The job: run a deferred message's handler in a worker and answer the connection that sent it."""
     cls = _registry(registry_name).get(type_name)
@@ -102,6 +117,27 @@ def run_deferred(
     except BusError as exc:  # the schema changed between enqueue and run
         reply.error(exc)
         return
+    if seq is not None and address is not None and not _my_turn(address, seq, waiting_since):
+        # An earlier message of this connection has not finished: try again shortly, in any worker.
+        enqueue(cls, payload, meta, attempt, ORDER_POLL_SECONDS, seq, waiting_since or time.time())
+        return
+    try:
+        _run(cls, message, payload, meta, attempt, reply, seq)
+    finally:
+        if seq is not None and address is not None and not getattr(message, "_retrying", False):
+            cache.set(_order_key(address), seq, ORDER_STATE_SECONDS)
+
+
+def _run(
+    cls: type[Message],
+    message: Message,
+    payload: Any,
+    meta: Metadata,
+    attempt: int,
+    reply: _Replier,
+    seq: int | None,
+) -> None:
+    type_name, trace_id = cls.name, meta.trace_id
     message.attempt = attempt  # type: ignore[attr-defined]
     message._replier = reply  # type: ignore[attr-defined]
     reply.state(states.RUNNING)
@@ -126,7 +162,8 @@ def run_deferred(
                 delay,
                 exc_info=True,
             )
-            enqueue(cls, payload, meta, attempt + 1, delay)
+            message._retrying = True  # type: ignore[attr-defined]
+            enqueue(cls, payload, meta, attempt + 1, delay, seq)
             return
         logger.exception(
             "channelbus: deferred %s failed after %d attempts (i=%s)", type_name, attempt, trace_id
@@ -134,6 +171,33 @@ def run_deferred(
         reply.error(JobFailed(f"{type_name} failed.", type_name=type_name, attempts=attempt))
         return
     reply.result(cls, result)
+
+
+#: Seconds between two looks at whether a strictly ordered job's turn has come.
+ORDER_POLL_SECONDS = 0.05
+#: How long the last finished place of a connection is remembered.
+ORDER_STATE_SECONDS = 24 * 3600
+
+
+def _order_key(address: str) -> str:
+    return f"channelbus:order:{address}"
+
+
+def _my_turn(address: str, seq: int, waiting_since: float | None) -> bool:
+    """True when every earlier strictly ordered message of the connection has finished.
+
+    A job that waited longer than the ``STRICT_ORDER_TIMEOUT`` setting goes ahead anyway (its
+    predecessor was lost, e.g. with a killed worker), with a warning.
+    """
+    done = cache.get(_order_key(address), 0)
+    if done >= seq - 1:
+        return True
+    if waiting_since is not None and time.time() - waiting_since > settings.STRICT_ORDER_TIMEOUT:
+        logger.warning(
+            "channelbus: job %d of %s waited too long for job %d; running it", seq, address, done + 1
+        )
+        return True
+    return False
 
 
 def _call(message: Message) -> Any:

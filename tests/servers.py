@@ -57,14 +57,16 @@ def migrate_demo(tmp_path: Path, env: dict[str, str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def demo_server(tmp_path: Path, env: dict[str, str] | None = None, migrate: bool = True) -> Iterator[str]:
+def demo_server(
+    tmp_path: Path, env: dict[str, str] | None = None, migrate: bool = True, args: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``."""
     port = free_port()
     full_env = demo_env(tmp_path, env)
     if migrate:
         migrate_demo(tmp_path, env)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning", *args],
         cwd=DEMO,
         env=full_env,
         stdout=subprocess.PIPE,

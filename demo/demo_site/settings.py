@@ -77,6 +77,18 @@ elif _layer == "redis-pubsub":
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+if os.environ.get("DEMO_POSTGRES_DB"):  # several worker processes want a real database server
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["DEMO_POSTGRES_DB"],
+        "HOST": os.environ.get("DEMO_POSTGRES_HOST", "127.0.0.1"),
+        "USER": os.environ.get("DEMO_POSTGRES_USER", "postgres"),
+    }
+
+# Strictly ordered deferred messages handled by several worker processes need a cache they share.
+if os.environ.get("DEMO_CACHE") == "redis":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
 CHANNELBUS: dict = {}
 
 # The embedded default queue: jobs in the same SQLite database; `manage.py runbus` runs a worker

@@ -1,0 +1,93 @@
+"""Real worker processes: django_tasks_db's db_worker on PostgreSQL, several of them, with strict ordering."""
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from channelbus.client import BusClient, fetch_cookies
+
+from .redis_support import require_redis
+from .servers import DEMO, ROOT, demo_env, demo_server, migrate_demo
+
+
+def require_postgres():
+    """A fresh database on the PostgreSQL at 127.0.0.1:5432 (fail under CI=true, skip elsewhere)."""
+    try:
+        import psycopg
+
+        conn = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        message = f"PostgreSQL at 127.0.0.1:5432 is needed for this test and is not reachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return conn
+
+
+@pytest.fixture
+def postgres_db():
+    conn = require_postgres()
+    name = f"channelbus_{uuid.uuid4().hex[:10]}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_db):
+    """The demo on PostgreSQL with Redis layer and cache, three db_worker processes, no embedded worker."""
+    require_redis()
+    env = {
+        "DEMO_POSTGRES_DB": postgres_db,
+        "DEMO_CHANNEL_LAYER": "redis",
+        "DEMO_REDIS_PREFIX": f"cbtest{uuid.uuid4().hex[:8]}",
+        "DEMO_CACHE": "redis",
+        "DEMO_EXTRA_APPS": "tests.slowapp",
+        "PYTHONPATH": str(ROOT),
+    }
+    migrate_demo(tmp_path, env)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "db_worker", "--interval", "0.05", "--worker-id", f"w{n}"],
+            cwd=DEMO,
+            env=demo_env(tmp_path, env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(3)
+    ]
+    try:
+        with demo_server(tmp_path, env, migrate=False, args=("--no-worker",)) as server:
+            yield server
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(10)
+
+
+async def test_strict_order_with_three_workers_on_postgres(deployment):
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{deployment}/")
+    async with BusClient(f"ws://{deployment}/ws/", cookies=cookies) as bus:
+        rng = random.Random(7)
+        steps = [{"n": n, "ms": rng.choice([0, 20, 80, 150])} for n in range(10)]
+        replies = []
+
+        async def one(step):
+            replies.append(await bus.request("e2e.ordered", step, timeout=60))
+
+        await asyncio.gather(*(one(step) for step in steps))
+        # demo.count goes through a worker process too: q, r, progress, s reach this socket over Redis.
+        seen = []
+        done = await bus.request_frame("demo.count", {"to": 3}, timeout=30, on_state=seen.append)
+    assert [r["n"] for r in replies] == list(range(10))
+    assert len({r["worker"] for r in replies}) >= 2, "the jobs should have spread over several workers"
+    assert done["p"] == {"total": 3} and [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
