@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from channelbus.client import BusClient, fetch_cookies
+from channelbus.client import BusClient, RequestFailed, fetch_cookies
 
 from .redis_support import require_redis
 from .servers import DEMO, ROOT, demo_env, demo_server, migrate_demo
@@ -91,3 +91,51 @@ async def test_strict_order_with_three_workers_on_postgres(deployment):
     assert [r["n"] for r in replies] == list(range(10))
     assert len({r["worker"] for r in replies}) >= 2, "the jobs should have spread over several workers"
     assert done["p"] == {"total": 3} and [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
+
+
+@pytest.fixture
+def rq_deployment(tmp_path):
+    """The demo with RQ on Redis as its task backend, a real rqworker (with scheduler) and the Redis layer."""
+    require_redis()
+    prefix = f"cbtest{uuid.uuid4().hex[:8]}"
+    env = {
+        "DEMO_TASKS": "rq",
+        "DEMO_CHANNEL_LAYER": "redis",
+        "DEMO_REDIS_PREFIX": prefix,
+        "REDIS_URL": "redis://127.0.0.1:6379/3",
+    }
+    migrate_demo(tmp_path, env)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            "--job-class",
+            "django_tasks_rq.Job",
+            "--with-scheduler",
+            "default",
+        ],
+        cwd=DEMO,
+        env=demo_env(tmp_path, env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with demo_server(tmp_path, env, migrate=False, args=("--no-worker",)) as server:
+            yield server
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+async def test_rq_backend_with_a_real_rqworker(rq_deployment):
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{rq_deployment}/")
+    async with BusClient(f"ws://{rq_deployment}/ws/", cookies=cookies) as bus:
+        seen = []
+        done = await bus.request_frame("demo.count", {"to": 5}, timeout=30, on_state=seen.append)
+        assert done["p"] == {"total": 5}
+        assert [f["s"] for f in seen] == ["q", "r", "r", "r", "r", "r", "r"]
+        assert [f["p"]["done"] for f in seen[2:]] == [1, 2, 3, 4, 5]
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("demo.fail", {}, timeout=60)
+        assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 3
