@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "TOPIC_TOKEN_MAX_AGE": 12 * 3600,
     # Seconds a strictly ordered deferred job waits for the one before it before going ahead anyway.
     "STRICT_ORDER_TIMEOUT": 60,
+    # Keep a channelbus.models.Connection row per connection, written by deferred jobs.
+    "TRACK_CONNECTIONS": False,
+    # With TRACK_CONNECTIONS: seconds between two updates of a connection's last activity.
+    "ACTIVITY_INTERVAL": 60,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
 }

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from . import signals
 from .conf import settings
+from .connections import ConnectionSession, activity_interval
 from .fanout import Hub, get_hub
 from .messages import Message, Metadata
 from .protocol import (
@@ -124,6 +125,10 @@ class BusConsumer:
         self.hub: Hub | None = None
         self._topic_lock: asyncio.Lock | None = None
         self._strict_seq = 0  # places handed to strictly ordered deferred messages
+        #: This connection's session (``channel_session``), in Django's cache.
+        self.session: ConnectionSession | None = None
+        self._track = False
+        self._activity_due = 0.0
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
@@ -162,8 +167,14 @@ class BusConsumer:
         hub = self.hub = get_hub()
         await hub.start()
         await self.accept()
-        self.channel_name = hub.attach(self)
+        self.channel_name = address = hub.attach(self)
+        self.session = ConnectionSession(address)
+        self._track = bool(settings.TRACK_CONNECTIONS)
         try:
+            if self._track:
+                self._strict_seq = 1  # the set-up job is place 1: strict messages come after it
+                self._activity_due = time.monotonic() + activity_interval()
+                _in_background(self._record_opened())
             await self._join_initial_topics()
             await self._notify(signals.connection_opened)
             await self._receive_loop(receive)
@@ -229,6 +240,9 @@ class BusConsumer:
                         )
                     )
                     continue
+                if self._track and time.monotonic() >= self._activity_due:
+                    self._activity_due = time.monotonic() + activity_interval()
+                    _in_background(_enqueue_job("record_activity", self.channel_name, time.time()))
                 await on_frame(text, max_bytes)
             elif kind == "websocket.disconnect":
                 self._close_code = event.get("code")
@@ -244,7 +258,19 @@ class BusConsumer:
                 await task
         if self.hub is not None:
             await self.hub.detach(self)
+        if self.session is not None:
+            _in_background(self.session.aclear())
+        if self._track and self.channel_name is not None:
+            _in_background(_enqueue_job("record_closed", self.channel_name, time.time()))
         await self._notify(signals.connection_closed, code=self._close_code)
+
+    async def _record_opened(self) -> None:
+        user = self.user
+        user_pk = str(user.pk) if not self.anonymous else None
+        headers = dict(self.scope.get("headers") or ())
+        agent = headers.get(b"user-agent", b"").decode("latin1")
+        client = self.scope.get("client") or (None, None)
+        await _enqueue_job("record_opened", self.channel_name, user_pk, time.time(), agent, client[0])
 
     # ------------------------------------------------------------------ topics
 
@@ -472,6 +498,30 @@ else:
     def _start_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Start ``coro`` as a task (Python 3.11 has no eager tasks: it runs on the next loop iteration)."""
         return asyncio.get_running_loop().create_task(coro)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` without waiting for it; failures are logged."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background_done)
+
+
+def _background_done(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("channelbus: background job failed", exc_info=task.exception())
+
+
+async def _enqueue_job(name: str, *args: Any) -> None:
+    """Enqueue one of :mod:`channelbus.connections`' jobs, off the event loop."""
+    from . import connections
+
+    job = getattr(connections, name)
+    await database_sync_to_async(job.enqueue)(*args)
 
 
 def _unwrap_session_send(send: Send) -> Send:

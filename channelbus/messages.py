@@ -219,6 +219,14 @@ class Message:
         return self.meta.trace_id
 
     @property
+    def session(self) -> Any:
+        """The sending connection's :class:`~channelbus.connections.ConnectionSession` (None outside one)."""
+        from .connections import ConnectionSession
+
+        address = self.meta.channel_name
+        return ConnectionSession(address) if address else None
+
+    @property
     def user(self) -> Any:
         """The user of the connection the message came from."""
         return self.meta.user

@@ -94,7 +94,7 @@ CHANNELBUS: dict = {}
 # The embedded default queue: jobs in the same SQLite database; `manage.py runbus` runs a worker
 # beside the server. DEMO_TASKS=rq uses RQ on Redis (start `manage.py rqworker`).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-if os.environ.get("DEMO_TASKS") == "rq":  # production-like: RQ on Redis (manage.py rqworker, docs/deferred.md)
+if os.environ.get("DEMO_TASKS") == "rq":  # production-like: RQ on Redis (docs/deferred.md)
     INSTALLED_APPS.append("django_rq")
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
     RQ_QUEUES = {"default": {"URL": REDIS_URL}}

@@ -1,0 +1,17 @@
+"""Admin page of tracked connections."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Connection
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    """Read-only list of connections, newest first."""
+
+    list_display = ("address", "user", "opened_at", "last_activity", "closed_at", "ip")
+    list_filter = ("closed_at",)
+    search_fields = ("address", "user__username", "ip", "user_agent")
+    readonly_fields = ("address", "user", "opened_at", "closed_at", "last_activity", "user_agent", "ip")
