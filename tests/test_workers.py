@@ -1,6 +1,7 @@
 """Real worker processes: django_tasks_db's db_worker on PostgreSQL, several of them, with strict ordering."""
 
 import asyncio
+import functools
 import os
 import random
 import subprocess
@@ -56,7 +57,16 @@ def deployment(tmp_path, postgres_db):
     migrate_demo(tmp_path, env)
     workers = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "db_worker", "--interval", "0.05", "--worker-id", f"w{n}"],
+            [
+                sys.executable,
+                "manage.py",
+                "db_worker",
+                "--no-reload",
+                "--interval",
+                "0.05",
+                "--worker-id",
+                f"w{n}",
+            ],
             cwd=DEMO,
             env=demo_env(tmp_path, env),
             stdout=subprocess.DEVNULL,
@@ -139,3 +149,58 @@ async def test_rq_backend_with_a_real_rqworker(rq_deployment):
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=60)
         assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 3
+
+
+async def test_a_worker_killed_in_the_middle_of_a_job(tmp_path, postgres_db):
+    """What channelbus promises: the killed job's client gets q and r but no terminal frame (its own
+    timeout tells it), and the connection's next strictly ordered message runs after STRICT_ORDER_TIMEOUT."""
+    require_redis()
+    env = {
+        "DEMO_POSTGRES_DB": postgres_db,
+        "DEMO_CHANNEL_LAYER": "redis",
+        "DEMO_REDIS_PREFIX": f"cbtest{uuid.uuid4().hex[:8]}",
+        "DEMO_CACHE": "redis",
+        "DEMO_EXTRA_APPS": "tests.slowapp",
+        "DEMO_STRICT_ORDER_TIMEOUT": "2",
+        "PYTHONPATH": str(ROOT),
+    }
+    await asyncio.to_thread(migrate_demo, tmp_path, env)
+    start = functools.partial(
+        subprocess.Popen,
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--interval", "0.05"],
+        cwd=DEMO,
+        env=demo_env(tmp_path, env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first_worker = start()
+    second_worker = None
+    try:
+        with demo_server(tmp_path, env, migrate=False, args=("--no-worker",)) as server:
+            cookies = await asyncio.to_thread(fetch_cookies, f"http://{server}/")
+            async with BusClient(f"ws://{server}/ws/", cookies=cookies) as bus:
+                running = asyncio.Event()
+
+                def on_state(frame):
+                    if frame["s"] == "r":
+                        running.set()
+
+                slow = asyncio.ensure_future(
+                    bus.request("e2e.ordered", {"n": 1, "ms": 10_000}, timeout=8, on_state=on_state)
+                )
+                await asyncio.wait_for(running.wait(), 20)
+                first_worker.kill()  # SIGKILL in the middle of the job
+                await asyncio.to_thread(first_worker.wait)
+                second_worker = start()
+                started = asyncio.get_running_loop().time()
+                reply = await bus.request("e2e.ordered", {"n": 2, "ms": 0}, timeout=30)
+                waited = asyncio.get_running_loop().time() - started
+                assert reply["n"] == 2 and reply["worker"] == second_worker.pid
+                assert waited >= 1.5, "the successor waited for the lost job until STRICT_ORDER_TIMEOUT"
+                with pytest.raises(TimeoutError):
+                    await slow  # the killed job never answers
+    finally:
+        for worker in (first_worker, second_worker):
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                worker.wait(10)

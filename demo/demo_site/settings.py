@@ -90,6 +90,8 @@ if os.environ.get("DEMO_CACHE") == "redis":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 CHANNELBUS: dict = {}
+if os.environ.get("DEMO_STRICT_ORDER_TIMEOUT"):
+    CHANNELBUS["STRICT_ORDER_TIMEOUT"] = int(os.environ["DEMO_STRICT_ORDER_TIMEOUT"])
 
 # The embedded default queue: jobs in the same SQLite database; `manage.py runbus` runs a worker
 # beside the server. DEMO_TASKS=rq uses RQ on Redis (start `manage.py rqworker`).
