@@ -137,10 +137,10 @@ class Hub:
         """Make ``connection`` follow ``topic``."""
         subscribers = self.members.get(topic)
         if subscribers is None:
-            subscribers = self.members[topic] = set()
             if self.layer is not None:
                 async with self._group_calls:
                     await self.layer.group_add(group_name(topic), self.channel)
+            subscribers = self.members.setdefault(topic, set())  # another join may have made it meanwhile
         subscribers.add(connection)
         connection.topics.add(topic)
 
@@ -277,7 +277,8 @@ class Hub:
             started = time.monotonic()
             for topic in list(self.members):
                 try:
-                    await self.layer.group_add(group_name(topic), self.channel)
+                    async with self._group_calls:
+                        await self.layer.group_add(group_name(topic), self.channel)
                 except Exception:
                     logger.warning("channelbus: could not refresh layer group of %s", topic, exc_info=True)
             logger.debug(

@@ -22,7 +22,6 @@ savepoint published is dropped. ``on_commit=False`` sends at once.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,7 +123,11 @@ def publish(
     if not isinstance(message, Message):
         raise TypeError(f"publish() takes a Message instance, not {message!r}.")
     topics, addresses = resolve_targets(to)  # fail here, in the caller, on a bad target
-    send = functools.partial(_send_now, message, topics + addresses, exclude)
+    targets = topics + addresses
+
+    def send() -> None:  # a function, not a partial: Django's robust on_commit logs its __qualname__
+        _send_now(message, targets, exclude)
+
     if on_commit and not _in_event_loop():
         # robust: a failed send (Redis down) is logged and the next on-commit callbacks still run.
         transaction.on_commit(send, using=using, robust=True)
@@ -139,7 +142,7 @@ def _send_now(message: Message, to: Any, exclude: Any) -> None:
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("channelbus: publish failed", exc_info=task.exception())
+        logger.error("channelbus: sending in the background failed", exc_info=task.exception())
 
 
 async def arecheck(target: Any) -> None:

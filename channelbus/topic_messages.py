@@ -80,7 +80,8 @@ def check_access(name: str, user: Any) -> Topic:
     """
     topic = topic_kinds.resolve(name)
     if not topic.allowed(user):
-        raise SubscribeRefused(f"You may not subscribe to {topic.name}.", topic=topic.name)
+        # The name as sent, not the normalised one: "note:001" must not tell that note 1 exists.
+        raise SubscribeRefused(f"You may not subscribe to {name}.", topic=name)
     return topic
 
 

@@ -264,3 +264,29 @@ async def test_a_user_is_their_user_topic_everywhere(user):
 
     assert topic_name(user) == f"user:{user.pk}"
     assert topics_from_token(topic_token([user])) == [f"user:{user.pk}"]
+
+
+def test_a_failed_send_after_commit_is_logged_and_later_callbacks_still_run(transactional_db, caplog):
+    import logging
+
+    later = []
+    broken_layer = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1"}]},  # nothing listens there
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=broken_layer), caplog.at_level(logging.ERROR), transaction.atomic():
+        publish(Greet(text="lost"), to="test.room:x")
+        transaction.on_commit(lambda: later.append("ran"))
+    assert later == ["ran"]
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+async def test_refusals_echo_the_name_as_sent(bus_client, user, bob):
+    note = await Note.objects.acreate(owner=bob, text="bob's")
+    client = await bus_client(user=user)
+    for name in (f"testapp.note:00{note.pk}", "testapp.note:0099999"):
+        with pytest.raises(RequestFailed) as exc:
+            await client.request("topic.subscribe", {"topic": name})
+        assert exc.value.payload == {"msg": f"You may not subscribe to {name}.", "topic": name}
