@@ -15,6 +15,7 @@ the consumer and from workers, dropped when the connection closes.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 from django.core.cache import cache
@@ -44,6 +45,7 @@ connection_created = Signal()
 connection_closed = Signal()
 
 SESSION_SECONDS = 24 * 3600
+logger = logging.getLogger("channelbus")
 
 
 def _when(timestamp: float) -> datetime.datetime:
@@ -54,11 +56,13 @@ def _when(timestamp: float) -> datetime.datetime:
 def record_opened(address: str, user_pk: str | None, at: float, user_agent: str, ip: str | None) -> None:
     """Job: create the connection's row and send ``connection_created``."""
     from .models import Connection
-    from .tasks import ORDER_STATE_SECONDS, _order_key
+    from .tasks import finish_place
 
+    # update_or_create keeps closed_at: with several workers, the close may have been recorded first.
     row, _ = Connection.objects.update_or_create(
         address=address,
-        defaults={
+        defaults={"user_id": user_pk, "opened_at": _when(at), "user_agent": user_agent[:300], "ip": ip},
+        create_defaults={
             "user_id": user_pk,
             "opened_at": _when(at),
             "last_activity": _when(at),
@@ -66,8 +70,8 @@ def record_opened(address: str, user_pk: str | None, at: float, user_agent: str,
             "ip": ip,
         },
     )
-    cache.set(_order_key(address), 1, ORDER_STATE_SECONDS)  # the set-up is place 1 of the connection
-    connection_created.send(sender=Connection, connection=row)
+    finish_place(address, 1)  # the set-up is place 1 of the connection
+    _signal(connection_created, row)
 
 
 @task()
@@ -83,13 +87,26 @@ def record_closed(address: str, at: float) -> None:
     """Job: record the close and send ``connection_closed``."""
     from .models import Connection
 
-    row = Connection.objects.filter(address=address).first()
-    if row is None:
-        return
-    row.closed_at = _when(at)
-    row.last_activity = max(row.last_activity, row.closed_at)
-    row.save(update_fields=["closed_at", "last_activity"])
-    connection_closed.send(sender=Connection, connection=row)
+    row, created = Connection.objects.get_or_create(
+        address=address,
+        defaults={"opened_at": _when(at), "last_activity": _when(at), "closed_at": _when(at)},
+    )
+    if not created:  # else the open is still on its way (several workers): it keeps this closed_at
+        row.closed_at = _when(at)
+        row.last_activity = max(row.last_activity, row.closed_at)
+        row.save(update_fields=["closed_at", "last_activity"])
+    _signal(connection_closed, row)
+
+
+def _signal(signal: Signal, row: Any) -> None:
+    """Send a sync signal; a receiver that raises is logged and does not fail the job."""
+    from .models import Connection
+
+    for receiver, result in signal.send_robust(sender=Connection, connection=row):
+        if isinstance(result, Exception):
+            logger.error(
+                "channelbus: %r failed for %s", receiver, row.address, exc_info=(type(result), result, None)
+            )
 
 
 def close_stale(older_than: float | None = None) -> int:
@@ -105,7 +122,7 @@ def close_stale(older_than: float | None = None) -> int:
     for row in rows:
         row.closed_at = now
         row.save(update_fields=["closed_at"])
-        connection_closed.send(sender=Connection, connection=row)
+        _signal(connection_closed, row)
         closed += 1
     return closed
 

@@ -111,8 +111,9 @@ class Message:
     retry_delays: ClassVar[tuple[float, ...]] = (1.0, 5.0, 30.0)
     #: Deferred only: run the handler in ``transaction.atomic()`` (publishes go out after commit).
     atomic: ClassVar[bool] = True
-    #: Deferred only: ``"strict"`` runs this type's messages of one connection one after another, in
-    #: arrival order, whatever the number of workers (needs a cache shared by the workers).
+    #: Deferred only: ``"strict"`` runs the strictly ordered messages of one connection (of every
+    #: strict type) one after another, in arrival order, whatever the number of workers (needs a
+    #: cache shared by the workers).
     ordering: ClassVar[str | None] = None
     #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
     control: ClassVar[bool] = False

@@ -107,6 +107,7 @@ def run_deferred(
     if cls is None:
         logger.error("channelbus: deferred job for unregistered type %s (i=%s)", type_name, trace_id)
         reply.error(ServerError(trace_id=trace_id))
+        finish_place(address, seq)
         return
     user: Any = AnonymousUser()
     if user_pk is not None:
@@ -116,6 +117,7 @@ def run_deferred(
         message = cls.from_payload(payload, meta)
     except BusError as exc:  # the schema changed between enqueue and run
         reply.error(exc)
+        finish_place(address, seq)
         return
     if seq is not None and address is not None and not _my_turn(address, seq, waiting_since):
         # An earlier message of this connection has not finished: try again shortly, in any worker.
@@ -124,8 +126,17 @@ def run_deferred(
     try:
         _run(cls, message, payload, meta, attempt, reply, seq)
     finally:
-        if seq is not None and address is not None and not getattr(message, "_retrying", False):
-            cache.set(_order_key(address), seq, ORDER_STATE_SECONDS)
+        if not getattr(message, "_retrying", False):
+            finish_place(address, seq)
+
+
+def finish_place(address: str | None, seq: int | None) -> None:
+    """Record that the strictly ordered job at place ``seq`` of a connection is over (never going back)."""
+    if seq is None or address is None:
+        return
+    key = _order_key(address)
+    if cache.get(key, 0) < seq:
+        cache.set(key, seq, ORDER_STATE_SECONDS)
 
 
 def _run(

@@ -35,6 +35,12 @@ class Command(BaseCommand):
             raise CommandError("Set ASGI_APPLICATION = 'project.asgi.application' in your settings.")
         module, _, attr = target.rpartition(".")
         self.stdout.write(f"channelbus: serving {target} on http://{options['host']}:{options['port']}/")
+        if options["reload"] and not options["no_worker"]:
+            # uvicorn serves from a child process then; a worker thread here could not reach its sockets.
+            self.stderr.write(
+                "channelbus: no embedded worker with --reload; run `manage.py db_worker` beside it"
+            )
+            options["no_worker"] = True
         worker = None if options["no_worker"] else start_embedded_worker()
         if worker is not None:
             self.stdout.write("channelbus: running a django_tasks_db worker beside the server")
