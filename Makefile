@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 PYTHON_DJ6 ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python $$HOME/.pyenv/versions/3.13*/bin/python; do $$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV_DJ6 = .venv-django6
 
-.PHONY: demo test lint typecheck pytest pytest-django6 bench clean
+.PHONY: demo test lint typecheck pytest pytest-django6 jstest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,13 @@ else
 	$(VENV_DJ6)/bin/pytest -p no:cacheprovider
 endif
 
-test: lint typecheck pytest pytest-django6
+# The browser client's pure parts, with node's own test runner (no browser, no npm install).
+jstest:
+	@if command -v node >/dev/null 2>&1; then node --test tests/js/; \
+	elif [ "$$CI" = "true" ]; then echo "node is needed for the JS client tests and was not found" >&2; exit 1; \
+	else echo "SKIPPED: node not found, so the JS client tests do not run here"; fi
+
+test: lint typecheck pytest pytest-django6 jstest
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -1,0 +1,142 @@
+// Type declarations of the channelbus browser client (channelbus.js / channelbus.mjs), protocol channelbus.v1.
+// The classic script sets `globalThis.channelbus`; the ES module wrapper channelbus.mjs exports the same names.
+
+export type State = "a" | "q" | "r" | "s" | "f";
+
+/** An envelope as the server sends it. Absent keys are left out. */
+export interface Frame<P = unknown> {
+  t: string;
+  i?: string;
+  p?: P;
+  s?: State;
+  c?: string;
+  n?: number;
+}
+
+/** Error types: the server's "error.*", or client.timeout | client.queue_full | client.disconnected | client.closed. */
+export class BusError extends Error {
+  constructor(type: string, payload?: { msg?: string; [key: string]: unknown } | null, frame?: Frame | null);
+  readonly type: string;
+  readonly payload: { msg?: string; [key: string]: unknown } | null;
+  readonly frame: Frame | null;
+}
+
+export interface BackoffOptions {
+  base?: number; // ms, default 500
+  max?: number; // ms, default 30000
+  random?: () => number; // default Math.random
+}
+
+/** Full jitter: an integer in [0, min(max, base * 2 ** attempt)). */
+export function backoffDelay(attempt: number, options?: BackoffOptions): number;
+
+/** An s.batch frame as its frames {t, c, p} in order; any other frame as [frame]. */
+export function expandBatch(frame: Frame): Frame[];
+
+export class BoundedQueue<T = unknown> {
+  constructor(limit?: number);
+  readonly limit: number;
+  readonly length: number;
+  /** false when the queue is full (the item is not added). */
+  push(item: T): boolean;
+  shift(): T | undefined;
+  remove(item: T): boolean;
+  drain(): T[];
+}
+
+export interface BusOptions {
+  /** Default: ws(s)://<page host>/ws/ */
+  url?: string;
+  /** Signed topic token, appended as ?topics=<token>. */
+  token?: string;
+  /** WebSocket constructor; default globalThis.WebSocket. */
+  WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
+  /** Default ["channelbus.v1"]. */
+  protocols?: string[];
+  /** ms between s.ping frames, default 25000; 0 turns the heartbeat off. */
+  heartbeatInterval?: number;
+  /** ms to wait for s.pong before the socket counts as dead, default 10000. */
+  heartbeatTimeout?: number;
+  /** Frames kept while disconnected, default 100. */
+  queueLimit?: number;
+  backoff?: BackoffOptions;
+  /** Connect in the constructor, default true. */
+  autoConnect?: boolean;
+}
+
+export interface RequestOptions {
+  /** ms, default 10000. */
+  timeout?: number;
+  /** Sees the a / q / r frames of the request (r may carry {done, total, text}). */
+  onState?: (frame: Frame) => void;
+}
+
+export interface Subscription<S = unknown> {
+  /** The topic name as the server normalised it. */
+  topic: string;
+  state: S | null;
+  /** Sends topic.leave when the last handler of the topic goes. */
+  unsubscribe(): Promise<unknown>;
+}
+
+export interface CloseDetail {
+  code: number;
+  reason: string;
+  /** The payload of the last s.closing frame, if any. */
+  closing: { code: number; reason: string } | null;
+}
+
+export interface BusEventMap {
+  connected: CustomEvent<{ url: string }>;
+  disconnected: CustomEvent<CloseDetail>;
+  reconnecting: CustomEvent<{ attempt: number; delay: number }>;
+  /** Closed with 4401 / 4403: the bus does not reconnect. */
+  refused: CustomEvent<CloseDetail>;
+  resubscribed: CustomEvent<{ topic: string; state: unknown }>;
+  subscriptionlost: CustomEvent<{ topic: string; error: BusError }>;
+}
+
+export class Bus extends EventTarget {
+  constructor(options?: BusOptions);
+  readonly url: string;
+  readonly connected: boolean;
+  connect(): void;
+  /** Close for good: no reconnect, pending requests reject with client.closed. */
+  close(code?: number, reason?: string): void;
+  /** Fire-and-forget; false when dropped (queue full or bus closed). */
+  send(type: string, payload?: unknown): boolean;
+  request<R = unknown>(type: string, payload?: unknown, options?: RequestOptions): Promise<R>;
+  /** Server-initiated frames of one type, or "*" for all. Returns the unsubscribe function. */
+  on<P = unknown>(type: string, handler: (frame: Frame<P>) => void): () => void;
+  off(type: string, handler: (frame: Frame) => void): void;
+  subscribe<S = unknown, P = unknown>(
+    topic: string,
+    handler: (frame: Frame<P>) => void,
+    options?: RequestOptions,
+  ): Promise<Subscription<S>>;
+  addEventListener<K extends keyof BusEventMap>(
+    type: K,
+    listener: (event: BusEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}
+
+export const PROTOCOL: "channelbus.v1";
+export const NO_RECONNECT_CODES: number[];
+
+declare const channelbus: {
+  Bus: typeof Bus;
+  BusError: typeof BusError;
+  BoundedQueue: typeof BoundedQueue;
+  backoffDelay: typeof backoffDelay;
+  expandBatch: typeof expandBatch;
+  PROTOCOL: typeof PROTOCOL;
+  NO_RECONNECT_CODES: number[];
+};
+export default channelbus;
+
+declare global {
+  // Set by the classic script channelbus.js.
+  var channelbus: typeof import("./channelbus").default;
+}

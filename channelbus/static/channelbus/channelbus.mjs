@@ -1,0 +1,8 @@
+// ES module entry of the channelbus browser client: import { Bus } from "/static/channelbus/channelbus.mjs".
+// channelbus.js is the classic script that holds the code and sets globalThis.channelbus; this wrapper
+// loads it once for that side effect and re-exports what it defines.
+import "./channelbus.js";
+
+const channelbus = globalThis.channelbus;
+export const { Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES } = channelbus;
+export default channelbus;

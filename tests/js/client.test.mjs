@@ -1,0 +1,271 @@
+// Unit tests of the browser client: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import vm from "node:vm";
+
+import { Bus, BoundedQueue, backoffDelay, expandBatch } from "../../channelbus/static/channelbus/channelbus.mjs";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+async function waitFor(condition, ms = 2000) {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${condition}`);
+    await sleep(2);
+  }
+}
+
+// A test double of the browser's WebSocket: records what the client sends, lets the test play the server.
+class FakeSocket {
+  static all = [];
+  static get last() {
+    return FakeSocket.all[FakeSocket.all.length - 1];
+  }
+  constructor(url, protocols) {
+    this.url = url;
+    this.protocols = protocols;
+    this.readyState = 0;
+    this.sent = [];
+    this.closedWith = null;
+    FakeSocket.all.push(this);
+  }
+  send(data) {
+    assert.equal(this.readyState, 1, "send on a socket that is not open");
+    this.sent.push(JSON.parse(data));
+  }
+  close(code = 1000, reason = "") {
+    this.closedWith = { code, reason };
+    this.readyState = 3;
+  }
+  // -- the server's side
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  deliver(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  drop(code = 1006, reason = "") {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+function makeBus(options = {}) {
+  FakeSocket.all = [];
+  const bus = new Bus({
+    url: "ws://test/ws/", WebSocket: FakeSocket, heartbeatInterval: 0,
+    backoff: { base: 1, max: 2 }, ...options,
+  });
+  const events = [];
+  for (const name of ["connected", "disconnected", "reconnecting", "refused", "resubscribed", "subscriptionlost"]) {
+    bus.addEventListener(name, (event) => events.push([name, event.detail]));
+  }
+  return { bus, events };
+}
+
+test("backoffDelay grows, is capped, and is jittered within [0, cap]", () => {
+  const top = (attempt) => backoffDelay(attempt, { base: 500, max: 30000, random: () => 0.999999 });
+  assert.deepEqual([0, 1, 2, 3].map(top), [499, 999, 1999, 3999]);
+  assert.equal(top(10), 29999);
+  assert.equal(top(100), 29999);
+  assert.equal(backoffDelay(5, { random: () => 0 }), 0);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const delay = backoffDelay(attempt);
+    assert.ok(delay >= 0 && delay <= Math.min(30000, 500 * 2 ** attempt), `${attempt}: ${delay}`);
+  }
+});
+
+test("expandBatch keeps the order and the topic", () => {
+  const frames = expandBatch({ t: "s.batch", p: { t: "chat.message", c: "chat.room:a", payloads: [{ n: 1 }, { n: 2 }, { n: 3 }] } });
+  assert.deepEqual(frames, [1, 2, 3].map((n) => ({ t: "chat.message", c: "chat.room:a", p: { n } })));
+  assert.deepEqual(expandBatch({ t: "s.batch", p: { t: "x.y", payloads: [1] } }), [{ t: "x.y", p: 1 }]);
+  const plain = { t: "x.y", p: {} };
+  assert.deepEqual(expandBatch(plain), [plain]);
+});
+
+test("s.batch is dispatched frame by frame, to on() and to subscriptions", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const seen = [];
+  bus.on("chat.message", (frame) => seen.push(["on", frame.p.n]));
+  const subscribed = bus.subscribe("chat.room:a", (frame) => seen.push(["topic", frame.p.n]));
+  ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, p: { topic: "chat.room:a", state: null }, s: "s" });
+  await subscribed;
+  ws.deliver({ t: "s.batch", p: { t: "chat.message", c: "chat.room:a", payloads: [{ n: 1 }, { n: 2 }] } });
+  assert.deepEqual(seen, [["topic", 1], ["on", 1], ["topic", 2], ["on", 2]]);
+  bus.close();
+});
+
+test("BoundedQueue refuses items beyond its limit", () => {
+  const queue = new BoundedQueue(2);
+  assert.equal(queue.push("a"), true);
+  assert.equal(queue.push("b"), true);
+  assert.equal(queue.push("c"), false);
+  assert.equal(queue.length, 2);
+  assert.equal(queue.remove("a"), true);
+  assert.deepEqual(queue.drain(), ["b"]);
+  assert.equal(queue.length, 0);
+});
+
+test("a full outgoing queue rejects the new request with client.queue_full; the rest go out in order", async () => {
+  const { bus } = makeBus({ queueLimit: 2 });
+  const first = bus.request("demo.add", { a: 1 });
+  assert.equal(bus.send("demo.echo", { text: "hi" }), true);
+  await assert.rejects(bus.request("demo.add", { a: 3 }), { type: "client.queue_full" });
+  assert.equal(bus.send("demo.echo", {}), false);
+  const ws = FakeSocket.last;
+  ws.open();
+  assert.deepEqual(ws.sent, [{ t: "demo.add", i: "1", p: { a: 1 } }, { t: "demo.echo", p: { text: "hi" } }]);
+  ws.deliver({ t: "demo.add", i: "1", p: { sum: 1 }, s: "s" });
+  assert.deepEqual(await first, { sum: 1 });
+  bus.close();
+});
+
+test("request resolves with p on s, rejects with type and payload on f, and sees progress", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const states = [];
+  const ok = bus.request("demo.count", { to: 2 }, { onState: (frame) => states.push([frame.s, frame.p]) });
+  const id = ws.sent[0].i;
+  assert.equal(typeof id, "string");
+  ws.deliver({ t: "demo.count", i: id, s: "q" });
+  ws.deliver({ t: "demo.count", i: id, s: "r" });
+  ws.deliver({ t: "demo.count", i: id, p: { done: 1, total: 2 }, s: "r" });
+  ws.deliver({ t: "demo.count", i: id, p: { total: 2 }, s: "s" });
+  assert.deepEqual(await ok, { total: 2 });
+  assert.deepEqual(states, [["q", undefined], ["r", undefined], ["r", { done: 1, total: 2 }]]);
+
+  const bad = bus.request("demo.add", { a: "two" });
+  const payload = { msg: "Invalid payload for demo.add.", type_name: "demo.add", errors: [] };
+  ws.deliver({ t: "error.validation", i: ws.sent[1].i, p: payload, s: "f" });
+  await assert.rejects(bad, (error) => {
+    assert.equal(error.type, "error.validation");
+    assert.deepEqual(error.payload, payload);
+    assert.equal(error.message, payload.msg);
+    return true;
+  });
+
+  const done = bus.request("s.ping");
+  ws.deliver({ t: "s.pong", i: ws.sent[2].i, s: "s" });
+  assert.equal(await done, null);
+  assert.equal(bus._pending.size, 0);
+  bus.close();
+});
+
+test("request times out; a late reply goes to on() handlers", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  await assert.rejects(bus.request("demo.slow", {}, { timeout: 5 }), { type: "client.timeout" });
+  assert.equal(bus._pending.size, 0);
+  const late = [];
+  bus.on("demo.slow", (frame) => late.push(frame));
+  ws.deliver({ t: "demo.slow", i: ws.sent[0].i, s: "s" });
+  assert.equal(late.length, 1);
+  bus.close();
+});
+
+test("a request that timed out while queued is never sent", async () => {
+  const { bus } = makeBus();
+  await assert.rejects(bus.request("demo.add", {}, { timeout: 5 }), { type: "client.timeout" });
+  const ws = FakeSocket.last;
+  ws.open();
+  assert.deepEqual(ws.sent, []);
+  bus.close();
+});
+
+test("in-flight requests fail on disconnect; subscriptions are renewed after a reconnect", async () => {
+  const { bus, events } = makeBus();
+  let ws = FakeSocket.last;
+  ws.open();
+  const frames = [];
+  const subscribed = bus.subscribe("user:042", (frame) => frames.push(frame.p));
+  ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, p: { topic: "user:42", state: { n: 0 } }, s: "s" });
+  const sub = await subscribed;
+  assert.deepEqual([sub.topic, sub.state], ["user:42", { n: 0 }]);
+  const inflight = bus.request("demo.add", {});
+
+  ws.drop(1006);
+  await assert.rejects(inflight, { type: "client.disconnected" });
+  assert.equal(bus.connected, false);
+  await sleep(10); // backoff max 2 ms
+  assert.equal(FakeSocket.all.length, 2);
+  ws = FakeSocket.last;
+  assert.deepEqual(ws.protocols, ["channelbus.v1"]);
+  ws.open();
+  assert.deepEqual(ws.sent.map((frame) => [frame.t, frame.p]), [["topic.subscribe", { topic: "user:42" }]]);
+  ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, p: { topic: "user:42", state: { n: 5 } }, s: "s" });
+  await sleep(0);
+  ws.deliver({ t: "x.note", p: 1, c: "user:42" });
+  ws.deliver({ t: "x.note", p: 2, c: "other" });
+  assert.deepEqual(frames, [1]);
+  assert.deepEqual(events.map(([name]) => name), ["connected", "disconnected", "reconnecting", "connected", "resubscribed"]);
+  assert.deepEqual(events[4][1], { topic: "user:42", state: { n: 5 } });
+
+  const left = sub.unsubscribe();
+  assert.deepEqual(ws.sent[1], { t: "topic.leave", i: ws.sent[1].i, p: { topic: "user:42" } });
+  ws.deliver({ t: "topic.left", i: ws.sent[1].i, p: { topic: "user:42" }, s: "s" });
+  await left;
+  ws.deliver({ t: "x.note", p: 3, c: "user:42" });
+  assert.deepEqual(frames, [1]);
+  bus.close();
+});
+
+test("a refused subscription rejects and keeps no handler", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const refused = bus.subscribe("user:7", () => assert.fail("no frames"));
+  ws.deliver({ t: "error.subscribe", i: ws.sent[0].i, p: { msg: "You may not subscribe to user:7.", topic: "user:7" }, s: "f" });
+  await assert.rejects(refused, { type: "error.subscribe" });
+  assert.equal(bus._subs.size, 0);
+  bus.close();
+});
+
+test("no reconnect after 4401; s.closing is reported with the refusal", async () => {
+  const { bus, events } = makeBus({ token: "abc:def/+" });
+  const ws = FakeSocket.last;
+  assert.equal(ws.url, "ws://test/ws/?topics=abc%3Adef%2F%2B");
+  ws.open();
+  ws.deliver({ t: "s.closing", p: { code: 4401, reason: "Sign in to use this connection." } });
+  ws.drop(4401, "Sign in to use this connection.");
+  await sleep(10);
+  assert.equal(FakeSocket.all.length, 1);
+  const refused = events.find(([name]) => name === "refused");
+  assert.deepEqual(refused[1].closing, { code: 4401, reason: "Sign in to use this connection." });
+  assert.ok(!events.some(([name]) => name === "reconnecting"));
+  await assert.rejects(bus.request("demo.add", {}), { type: "client.closed" });
+  assert.equal(bus.send("demo.echo", {}), false);
+});
+
+test("the heartbeat closes a socket that does not answer s.ping, then reconnects", async () => {
+  const { bus, events } = makeBus({ heartbeatInterval: 10, heartbeatTimeout: 10 });
+  let ws = FakeSocket.last;
+  ws.open();
+  await waitFor(() => ws.sent.length === 1);
+  assert.equal(ws.sent[0].t, "s.ping");
+  ws.deliver({ t: "s.pong", i: ws.sent[0].i, s: "s" }); // the first ping is answered
+  await waitFor(() => ws.sent.length === 2); // the next one is not
+  assert.equal(ws.closedWith, null);
+  await waitFor(() => FakeSocket.all.length === 2); // dropped after heartbeatTimeout, then a new socket
+  assert.deepEqual(ws.closedWith, { code: 4000, reason: "heartbeat timeout" });
+  assert.ok(events.some(([name, detail]) => name === "disconnected" && detail.code === 4000));
+  ws = FakeSocket.last;
+  ws.open();
+  assert.equal(bus.connected, true);
+  bus.close();
+  assert.equal(bus.connected, false);
+});
+
+test("channelbus.js is a classic script that sets globalThis.channelbus", () => {
+  assert.equal(globalThis.channelbus.Bus, Bus);
+  const source = readFileSync(new URL("../../channelbus/static/channelbus/channelbus.js", import.meta.url), "utf8");
+  const page = vm.createContext({ EventTarget, CustomEvent, setTimeout, clearTimeout, setInterval, clearInterval });
+  vm.runInContext(source, page); // parsed as a script, not a module: no import/export allowed
+  assert.deepEqual(Object.keys(page.channelbus).sort(),
+    ["BoundedQueue", "Bus", "BusError", "NO_RECONNECT_CODES", "PROTOCOL", "backoffDelay", "expandBatch"]);
+  assert.equal(page.channelbus.backoffDelay(0, { random: () => 0.5 }), 250);
+});
