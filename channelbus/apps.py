@@ -15,7 +15,7 @@ class ChannelbusConfig(AppConfig):
 
     def ready(self) -> None:
         """Register built-ins, autodiscover ``<app>.messages`` and the system checks."""
-        from . import builtins, checks, topic_messages  # noqa: F401
+        from . import builtins, checks, dom, topic_messages  # noqa: F401
 
         autodiscover_modules("topics")
         autodiscover_modules("messages")

@@ -1,0 +1,90 @@
+"""Template tags for the browser client: ``{% load channelbus %}``.
+
+``{% channelbus_client %}``
+    The client's configuration as ``<script type="application/json" id="channelbus-config">``
+    (``{"url": "/ws/", "token": null}``) and the ``<script>`` tag of ``channelbus/channelbus.js``.
+    ``topics=`` (a list, or a comma-separated string of topic names; Topic objects, users and
+    model instances work in a list too) puts a signed topic token into ``token``: the connection
+    joins those topics without a permission check, so name only what this page's user may see::
+
+        {% channelbus_client topics="chat.room:lobby,broadcast" %}
+        {% channelbus_client topics=page_topics %}
+
+``{% channelbus_bind "chat.send" event="submit" %}``
+    The attributes ``data-bus-type="chat.send" data-bus-event="submit"`` (escaped) for a form
+    or element that sends that message when the event fires::
+
+        <form {% channelbus_bind "chat.send" event="submit" %}>...</form>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django import template
+from django.templatetags.static import static
+from django.utils.html import format_html, json_script
+from django.utils.safestring import SafeString
+
+from ..conf import settings
+from ..protocol.limits import MAX_TYPE_LENGTH, TYPE_PATTERN
+from ..topics import topic_token
+
+__all__ = ["CONFIG_ELEMENT_ID", "SCRIPT_PATH", "channelbus_bind", "channelbus_client", "client_config"]
+
+register = template.Library()
+
+#: The static path of the browser client.
+SCRIPT_PATH = "channelbus/channelbus.js"
+#: The ``id`` of the JSON configuration element the client reads.
+CONFIG_ELEMENT_ID = "channelbus-config"
+
+
+def _topic_names(topics: Any) -> list[Any]:
+    if topics is None:
+        return []
+    if isinstance(topics, str):
+        items: list[Any] = topics.split(",")
+    elif isinstance(topics, Iterable):
+        items = list(topics)
+    else:
+        items = [topics]
+    names = [item.strip() if isinstance(item, str) else item for item in items]
+    return [name for name in names if name != ""]
+
+
+def client_config(topics: Any = None) -> dict[str, Any]:
+    """The configuration the browser client reads: ``url`` (the WebSocket path) and ``token``
+    (a signed topic token for ``topics``, or None when there are none)."""
+    names = _topic_names(topics)
+    return {
+        "url": "/" + str(settings.URL).lstrip("/"),
+        "token": topic_token(names) if names else None,
+    }
+
+
+@register.simple_tag
+def channelbus_client(topics: Any = None) -> SafeString:
+    """``{% channelbus_client topics=... %}``: the JSON configuration and the client's ``<script>`` tag."""
+    return format_html(
+        '{}\n<script src="{}" defer></script>',
+        json_script(client_config(topics), CONFIG_ELEMENT_ID),
+        static(SCRIPT_PATH),
+    )
+
+
+@register.simple_tag
+def channelbus_bind(type_name: str, event: str | None = None) -> SafeString:
+    """``{% channelbus_bind "chat.send" event="submit" %}``: the ``data-bus-type`` / ``data-bus-event``
+    attributes (escaped) the client binds; without ``event`` the client picks its default."""
+    # Not protocol.valid_type_name(): it wants an exact str, and template literals are SafeStrings.
+    if not (
+        isinstance(type_name, str) and len(type_name) <= MAX_TYPE_LENGTH and TYPE_PATTERN.match(type_name)
+    ):
+        raise template.TemplateSyntaxError(
+            f"channelbus_bind: {type_name!r} is not a message type such as 'chat.send'."
+        )
+    if event is None:
+        return format_html('data-bus-type="{}"', type_name)
+    return format_html('data-bus-type="{}" data-bus-event="{}"', type_name, event)
