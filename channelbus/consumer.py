@@ -435,14 +435,8 @@ class BusConsumer:
             # Before the enqueue: a backend that runs the job at once (the immediate one in tests)
             # sends r and s from inside it, and q must come first.
             await self.send_frame(encode(cls.name, i=env.i, s=states.QUEUED))
-        try:
-            await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq)
-        except BaseException:
-            if seq is not None:  # the place will never be filled: later messages must not wait for it
-                from .tasks import finish_place
-
-                await database_sync_to_async(finish_place)(self.channel_name, seq)
-            raise
+        # If the enqueue fails, its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT.
+        await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq)
 
     # ------------------------------------------------------------------ frames out
 

@@ -115,6 +115,8 @@ class Message:
     #: strict type) one after another, in arrival order, whatever the number of workers (needs a
     #: cache shared by the workers).
     ordering: ClassVar[str | None] = None
+    #: In a deferred handler: which attempt this is (1 for the first run).
+    attempt: int = 1
     #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
     control: ClassVar[bool] = False
 
@@ -136,6 +138,8 @@ class Message:
             raise TypeError(
                 f"{cls.__qualname__}.schema must be a pydantic BaseModel subclass, not {schema!r}."
             )
+        if cls.__dict__.get("ordering") not in (None, "strict"):
+            raise TypeError(f"{cls.__qualname__}.ordering must be None or 'strict', not {cls.ordering!r}.")
         cls._sync_handle = not inspect.iscoroutinefunction(cls.handle)
         allowed = inspect.getattr_static(cls, "allowed")
         if allowed is inspect.getattr_static(Message, "allowed"):

@@ -107,21 +107,20 @@ def run_deferred(
     if cls is None:
         logger.error("channelbus: deferred job for unregistered type %s (i=%s)", type_name, trace_id)
         reply.error(ServerError(trace_id=trace_id))
-        finish_place(address, seq)
-        return
+        return  # its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT
     user: Any = AnonymousUser()
     if user_pk is not None:
         user = get_user_model()._default_manager.filter(pk=user_pk).first() or AnonymousUser()
     meta = Metadata(trace_id, user, None, address, received_at, _registry(registry_name), None)
+    if seq is not None and address is not None and not _my_turn(address, seq, waiting_since):
+        # An earlier message of this connection has not finished: try again shortly, in any worker.
+        enqueue(cls, payload, meta, attempt, ORDER_POLL_SECONDS, seq, waiting_since or time.time())
+        return
     try:
         message = cls.from_payload(payload, meta)
     except BusError as exc:  # the schema changed between enqueue and run
         reply.error(exc)
         finish_place(address, seq)
-        return
-    if seq is not None and address is not None and not _my_turn(address, seq, waiting_since):
-        # An earlier message of this connection has not finished: try again shortly, in any worker.
-        enqueue(cls, payload, meta, attempt, ORDER_POLL_SECONDS, seq, waiting_since or time.time())
         return
     try:
         _run(cls, message, payload, meta, attempt, reply, seq)
@@ -149,7 +148,7 @@ def _run(
     seq: int | None,
 ) -> None:
     type_name, trace_id = cls.name, meta.trace_id
-    message.attempt = attempt  # type: ignore[attr-defined]
+    message.attempt = attempt  # type: ignore[misc]
     message._replier = reply  # type: ignore[attr-defined]
     reply.state(states.RUNNING)
     try:
@@ -185,7 +184,7 @@ def _run(
 
 
 #: Seconds between two looks at whether a strictly ordered job's turn has come.
-ORDER_POLL_SECONDS = 0.05
+ORDER_POLL_SECONDS = 0.2
 #: How long the last finished place of a connection is remembered.
 ORDER_STATE_SECONDS = 24 * 3600
 

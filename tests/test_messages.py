@@ -157,3 +157,12 @@ def test_every_public_name_is_what_it_says_not_a_submodule():
         value = getattr(channelbus, name)
         assert not isinstance(value, types.ModuleType), name
         assert value.__doc__, f"{name} has no docstring"
+
+
+def test_ordering_must_be_strict_or_none():
+    with pytest.raises(TypeError, match="ordering must be None or 'strict'"):
+
+        class Typo(Message):
+            name = "typo.order"
+            deferred = True
+            ordering = "Strict"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.util import find_spec
 from typing import Any
 
@@ -38,7 +39,8 @@ class Command(BaseCommand):
         if options["reload"] and not options["no_worker"]:
             # uvicorn serves from a child process then; a worker thread here could not reach its sockets.
             self.stderr.write(
-                "channelbus: no embedded worker with --reload; run `manage.py db_worker` beside it"
+                "channelbus: no embedded task worker with --reload: deferred messages then need a worker "
+                "process and a shared channel layer (docs/deferred.md)"
             )
             options["no_worker"] = True
         worker = None if options["no_worker"] else start_embedded_worker()
@@ -97,7 +99,7 @@ def start_embedded_worker() -> Any:
         backend_name="default",
         startup_delay=False,
         max_tasks=None,
-        worker_id="runbus-embedded",
+        worker_id=f"runbus-{os.getpid()}",
         excluded_queue_names=[],
     )
     threading.Thread(target=worker.run, name="channelbus-task-worker", daemon=True).start()
