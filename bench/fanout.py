@@ -1,37 +1,56 @@
 """Fan-out benchmark: one publisher, M subscribers, K broadcasts sent one at a time.
 
-Compares channelbus (``bench.shout`` → ``apublish(..., to="bench.all")``: encoded once, the same
-ASGI event handed to every local socket) with plain Django Channels (an ``AsyncJsonWebsocketConsumer``
-group broadcast: one channel-layer message and one ``send_json`` per subscriber), each on Channels'
-``InMemoryChannelLayer`` and channels_redis' ``RedisPubSubChannelLayer``, and channelbus also on
-channels_redis' ``RedisChannelLayer``. Both servers live in ``bench/fanout_site/``.
+Servers (all in ``bench/fanout_site/``), each case on a fresh process:
 
-Each case gets a fresh server: uvicorn (uvloop, httptools, one worker, ``--lifespan off``) pinned
-with ``taskset`` to CPU 0; this process, the load client, pins itself to CPU 1. The client opens
-M subscriber sockets (channelbus ones send ``topic.subscribe`` for ``bench.all`` and wait for the
-reply) and one publisher socket. Then, for each broadcast: send it, wait until every subscriber
-has received it, note the time from the send to the last receipt, send the next one. A few
-warm-up broadcasts are not counted. The client is a minimal WebSocket client on raw asyncio
-protocols (uvloop): it finds the broadcast number ``n`` in each frame with a substring search
-instead of parsing JSON, so one client core can take well over 100,000 deliveries per second.
+* ``bare:none``: a bare ASGI app that hands the publisher's frame to every socket's ``send``
+  (no Django, no Channels): the floor of any ASGI fan-out under uvicorn;
+* ``channels:<layer>``: plain Django Channels, an ``AsyncJsonWebsocketConsumer`` group broadcast
+  (one channel-layer message and one ``send_json`` per subscriber);
+* ``channelbus:<layer>``: ``bench.shout`` → ``apublish(Shouted(...), to="bench.all")``, encoded once,
+  the same ASGI event handed to every local socket;
+* ``busraw:<layer>`` (experiment, not run by default): channelbus with ``Hub.deliver`` patched to
+  write one prebuilt WebSocket frame to every uvicorn transport (``asgi_bus_rawframe.py``).
+
+Layers: ``memory`` (Channels' ``InMemoryChannelLayer``), ``pubsub`` (channels_redis
+``RedisPubSubChannelLayer``), ``redis`` (channels_redis ``RedisChannelLayer``); every server gets
+its own Redis prefix, and its keys are deleted afterwards.
+
+The server is uvicorn (uvloop, httptools, one worker, ``--lifespan off``) pinned with ``taskset``
+to CPU 0; this process, the load client, pins itself to CPU 1. The client opens M subscriber
+sockets (channelbus ones send ``topic.subscribe`` for ``bench.all`` and wait for the reply) and
+one publisher socket, all with ``Origin: http://127.0.0.1`` and, unless ``--deflate``, no
+extension. Then, for each broadcast: send it, wait until every subscriber has received it, note
+the time from the send to the last receipt, send the next one. A few warm-up broadcasts are not
+counted. The client is a minimal WebSocket client on raw asyncio protocols (uvloop) that finds
+the broadcast number ``n`` in each frame with a substring search instead of parsing JSON: one
+client core takes about 100,000 deliveries/s.
 
 Reported per server, layer and M: deliveries/s (M*K / measuring time), p50/p99 of the time until
-the last subscriber had the broadcast, server CPU per delivery (utime+stime of the server
-process from /proc/<pid>/stat), Redis CPU per delivery (``INFO cpu``), the ratios to plain Channels
-on the same layer and M, and how busy the server core, the client core and the rest of the
-machine were. When the client core is (nearly) full, deliveries/s is bound by the client, not the
-server; server CPU per delivery still compares fairly.
+the last subscriber had the broadcast, server CPU per delivery (utime+stime of the server process
+from /proc/<pid>/stat, and the kernel's share of it), Redis CPU per delivery (``INFO cpu``), the
+ratios to plain Channels on the same layer and M and to the bare floor at the same M, and how busy
+the server core, the client core and the rest of the machine (other processes, hypervisor steal)
+were. When the client core is (nearly) full, deliveries/s is bound by the client, not the server;
+server CPU per delivery still compares fairly.
 
 Usage: ``.venv/bin/python bench/fanout.py [--subscribers 100,1000,5000] [--broadcasts K]
-[--seconds S] [--min-broadcasts N] [--warmup N] [--timeout S] [--cases channelbus:memory,...]
-[--retries N] [--profile DIR]``; the same knobs are read from ``FANOUT_SUBSCRIBERS``,
-``FANOUT_BROADCASTS``, ``FANOUT_SECONDS``, ``FANOUT_MIN_BROADCASTS``, ``FANOUT_WARMUP``,
-``FANOUT_TIMEOUT``, ``FANOUT_CASES``, ``FANOUT_RETRIES`` and ``FANOUT_REDIS_URL``. A case sends
-up to K broadcasts (default 1,000) but stops after S seconds of measuring (default 4) once it has
-sent at least N (default 5), so the default run takes about three minutes whatever the speed of
-the servers. ``--profile DIR`` attaches py-spy to each channelbus server while it is measured,
-writes the collapsed stacks to DIR and prints where the time goes (numbers of profiled runs are
-marked).
+[--seconds S] [--min-broadcasts N] [--max-seconds S] [--warmup N] [--warmup-seconds S]
+[--timeout S] [--cases bare:none,channels:memory,...] [--repeat N] [--retries N] [--ws auto]
+[--deflate] [--redis-url URL] [--profile DIR]``; the same knobs are read from ``FANOUT_SUBSCRIBERS``,
+``FANOUT_BROADCASTS``, ``FANOUT_SECONDS``, ``FANOUT_MIN_BROADCASTS``, ``FANOUT_MAX_SECONDS``,
+``FANOUT_WARMUP``, ``FANOUT_WARMUP_SECONDS``, ``FANOUT_TIMEOUT``, ``FANOUT_CASES``,
+``FANOUT_REPEAT``, ``FANOUT_RETRIES``, ``FANOUT_WS``, ``FANOUT_DEFLATE`` and ``FANOUT_REDIS_URL``.
+
+A case sends up to K broadcasts (default 1,000), stops after S seconds of measuring (default 3)
+once it has sent at least N (default 3), and sends fewer than N only when N would take more than
+``--max-seconds`` (default 30; plain Channels on the in-memory layer needs about 15 s for one
+broadcast to 5,000 sockets). The default run takes about three minutes. ``--repeat N`` measures
+every case N times, interleaved, and keeps the round with the median server CPU per delivery;
+``--retries N`` measures a case again when other processes and steal took 10 % of a core or more.
+``--profile DIR`` attaches py-spy (``--gil``) to every server while it is measured, writes the
+collapsed stacks to DIR and prints where the time goes; profiled rows are marked. ``--deflate``
+makes every socket offer permessage-deflate as browsers do (uvicorn accepts it by default and then
+compresses every delivery per socket); compressed frames are counted without being read.
 """
 
 from __future__ import annotations
@@ -52,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,12 +89,26 @@ CLIENT_BOUND = 0.9
 NOISY = 0.1
 SUBSCRIBE = b'{"t":"topic.subscribe","i":"1","p":{"topic":"bench.all"}}'
 LAYER_LABELS = {
+    "none": "no layer",
     "memory": "InMemoryChannelLayer",
     "pubsub": "RedisPubSubChannelLayer",
     "redis": "RedisChannelLayer",
 }
-SERVER_LABELS = {"channels": "plain Channels", "channelbus": "channelbus"}
-DEFAULT_CASES = "channels:memory,channelbus:memory,channels:pubsub,channelbus:pubsub,channelbus:redis"
+SERVER_LABELS = {
+    "bare": "bare ASGI (floor)",
+    "channels": "plain Channels",
+    "channelbus": "channelbus",
+    "busraw": "channelbus + raw-frame patch (experiment)",
+}
+APPS = {
+    "bare": "fanout_site.asgi_bare:application",
+    "channels": "fanout_site.asgi_channels:application",
+    "channelbus": "fanout_site.asgi_bus:application",
+    "busraw": "fanout_site.asgi_bus_rawframe:application",
+}
+DEFAULT_CASES = (
+    "bare:none,channels:memory,channelbus:memory,channels:pubsub,channelbus:pubsub,channelbus:redis"
+)
 
 
 # ---------------------------------------------------------------------------------------- servers
@@ -84,13 +118,17 @@ DEFAULT_CASES = "channels:memory,channelbus:memory,channels:pubsub,channelbus:pu
 class Case:
     """A server under test on one channel layer."""
 
-    server: str  # "channels" or "channelbus"
-    layer: str  # "memory", "pubsub" or "redis"
+    server: str  # "bare", "channels", "channelbus" or "busraw"
+    layer: str  # "none" (bare only), "memory", "pubsub" or "redis"
 
     @property
     def app(self) -> str:
-        module = "asgi_bus" if self.server == "channelbus" else "asgi_channels"
-        return f"fanout_site.{module}:application"
+        return APPS[self.server]
+
+    @property
+    def bus(self) -> bool:
+        """True for channelbus servers (subscribe with ``topic.subscribe``, publish ``bench.shout``)."""
+        return self.server in ("channelbus", "busraw")
 
     @property
     def label(self) -> str:
@@ -110,11 +148,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (all its threads), from /proc/<pid>/stat."""
+def process_cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` so far (all its threads), from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    # Fields 14 (utime) and 15 (stime) of proc_pid_stat(5); fields[0] here is field 3.
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 _running: list[Server] = []
@@ -123,13 +162,13 @@ _running: list[Server] = []
 class Server:
     """One uvicorn server process, pinned to CPU 0; stopped by :func:`stop_all` at the latest."""
 
-    def __init__(self, case: Case, workdir: Path, prefix: str, redis_url: str) -> None:
+    def __init__(self, case: Case, workdir: Path, prefix: str, redis_url: str, ws: str = "auto") -> None:
         self.case = case
         self.port = free_port()
         argv = [
             sys.executable, "-m", "uvicorn", case.app, "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--workers", "1", "--lifespan", "off",
-            "--log-level", "warning", "--no-access-log",
+            "--ws", ws, "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
         if can_pin():
             argv = ["taskset", "-c", str(SERVER_CPU), *argv]
@@ -164,8 +203,8 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
-    def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.proc.pid)
+    def cpu_times(self) -> tuple[float, float]:
+        return process_cpu_times(self.proc.pid)
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
@@ -213,13 +252,15 @@ class Redis:
         return len(keys)
 
 
-class MachineLoad:
-    """CPU time of the whole machine (/proc/stat: user + nice + system), for the "others" share."""
+def machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat.
 
-    @staticmethod
-    def total_seconds() -> float:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split(maxsplit=9)[1:9]]
-        return (fields[0] + fields[1] + fields[2]) / CLOCK_TICKS
+    Busy is user + nice + system + irq + softirq time of every process; steal is time the
+    hypervisor ran something else while one of our virtual CPUs wanted to run.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split(maxsplit=9)[1:9]]
+    user, nice, system, irq, softirq, steal = fields[0], fields[1], fields[2], fields[5], fields[6], fields[7]
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 # ---------------------------------------------------------------------------------- load client
@@ -258,6 +299,14 @@ class Tally:
         self.count = 0
         self.done = self.loop.create_future()
 
+    def compressed(self) -> None:
+        """One compressed text frame (``--deflate``): counted without reading it (a socket gets one
+        frame per broadcast, and the broadcasts do not overlap)."""
+        self.count += 1
+        if self.count == self.expected:
+            self.last = time.perf_counter()
+            self.done.set_result(None)
+
     def frame(self, data: bytes, start: int, end: int) -> None:
         """One text frame ``data[start:end]``: count it if it carries the current ``n``."""
         k = data.find(b'"n":', start, end)
@@ -265,7 +314,11 @@ class Tally:
             self.strays += 1
             return
         comma = data.find(b",", k, end)
-        if int(data[k + 4 : comma if comma > 0 else end]) != self.current:
+        try:
+            n = int(data[k + 4 : comma if comma > 0 else end])
+        except ValueError:
+            n = -1
+        if n != self.current:
             self.strays += 1
             return
         self.count += 1
@@ -281,7 +334,7 @@ class WsClient(asyncio.Protocol):
     afterwards each one goes straight to the tally.
     """
 
-    __slots__ = ("buffer", "closed", "inbox", "open", "request", "tally", "transport", "waiter")
+    __slots__ = ("buffer", "closed", "compressed", "inbox", "open", "request", "tally", "transport", "waiter")
 
     def __init__(self, request: bytes, loop: asyncio.AbstractEventLoop) -> None:
         self.request = request
@@ -290,6 +343,8 @@ class WsClient(asyncio.Protocol):
         self.open = False
         self.closed: str | None = None
         self.inbox: list[bytes] = []
+        #: True once a compressed frame (RSV1) came in.
+        self.compressed = False
         self.tally: Tally | None = None
         self.waiter: asyncio.Future[None] = loop.create_future()
 
@@ -358,6 +413,12 @@ class WsClient(asyncio.Protocol):
                 break
             opcode = data[pos] & 0x0F
             if opcode == 1:
+                if data[pos] & 0x40:  # RSV1: compressed (permessage-deflate)
+                    self.compressed = True
+                    if tally is not None:
+                        tally.compressed()
+                        pos = end
+                        continue
                 if tally is not None:
                     tally.frame(data, pos + head, end)
                 else:
@@ -373,32 +434,44 @@ class WsClient(asyncio.Protocol):
             self.buffer = data[pos:]
 
 
-def _handshake(port: int, path: str) -> bytes:
+#: What a browser offers (``--deflate``): permessage-deflate with context takeover.
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+
+
+def _handshake(port: int, path: str, deflate: bool = False) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n"
+        f"{DEFLATE_OFFER if deflate else ''}\r\n"
     ).encode()
 
 
-async def connect(port: int, path: str = "/ws/", timeout: float = 30.0) -> WsClient:
-    """Open one WebSocket to the server (no compression, no extensions) and finish the handshake."""
+async def connect(port: int, path: str = "/ws/", timeout: float = 30.0, deflate: bool = False) -> WsClient:
+    """Open one WebSocket to the server and finish the handshake.
+
+    No extension is offered unless ``deflate``: then permessage-deflate is, as browsers do.
+    """
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(
-        lambda: WsClient(_handshake(port, path), loop), "127.0.0.1", port
+        lambda: WsClient(_handshake(port, path, deflate), loop), "127.0.0.1", port
     )
     await asyncio.wait_for(client.waiter, timeout)
     return client
 
 
-async def open_subscribers(case: Case, port: int, count: int, timeout: float, batch: int = 200) -> list:
+async def open_subscribers(
+    case: Case, port: int, count: int, timeout: float, deflate: bool = False, batch: int = 200
+) -> list:
     """``count`` subscriber sockets; channelbus ones have followed ``bench.all`` when this returns."""
 
     async def one() -> WsClient:
-        client = await connect(port, "/ws/", timeout)
-        if case.server == "channelbus":
+        client = await connect(port, "/ws/", timeout, deflate)
+        if case.bus:
             client.send_text(SUBSCRIBE)
             reply = await client.next_frame(timeout)
+            if client.compressed:  # the first message of the connection: a fresh inflater reads it
+                reply = zlib.decompressobj(-15).decompress(reply + b"\x00\x00\xff\xff")
             if b'"i":"1"' not in reply or b'"s":"s"' not in reply:
                 raise RuntimeError(f"topic.subscribe was refused: {reply!r}")
         return client
@@ -432,13 +505,18 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     server_cpu: float = 0.0
+    #: The part of ``server_cpu`` spent in the kernel (stime): mostly the socket writes.
+    server_sys: float = 0.0
     client_cpu: float = 0.0
+    steal: float = 0.0
     redis_cpu: float | None = None
     others_cpu: float = 0.0
     strays: int = 0
     error: str | None = None
     profiled: bool = False
     setup_seconds: float = 0.0
+    #: Server CPU µs/delivery of every successful round (``--repeat``), sorted.
+    rounds: list[float] = field(default_factory=list)
 
     @property
     def deliveries(self) -> int:
@@ -475,6 +553,15 @@ class Result:
         return self.others_cpu / self.seconds
 
     @property
+    def steal_load(self) -> float:
+        return self.steal / self.seconds
+
+    @property
+    def noise(self) -> float:
+        """Other processes and steal, as a share of one core."""
+        return self.others_load + self.steal_load
+
+    @property
     def client_bound(self) -> bool:
         return self.client_load >= CLIENT_BOUND
 
@@ -507,18 +594,18 @@ async def broadcast_run(server: Server, case: Case, m: int, opts: argparse.Names
     result = Result(case, m)
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
-    subscribers = await open_subscribers(case, server.port, m, opts.timeout)
+    subscribers = await open_subscribers(case, server.port, m, opts.timeout, opts.deflate)
     publisher = None
     profiler = None
     try:
-        publisher = await connect(server.port, "/ws/?pub=1", opts.timeout)
+        publisher = await connect(server.port, "/ws/?pub=1", opts.timeout, opts.deflate)
         tally = Tally(loop, m)
         for client in subscribers:
             if client.inbox:
                 raise RuntimeError(f"unexpected frame before the run: {client.inbox[0]!r}")
             client.tally = tally
         publisher.tally = Tally(loop, 1 << 62)  # counts anything it gets back as strays
-        if case.server == "channelbus":
+        if case.bus:
 
             def shout(n: int, t0: float) -> bytes:
                 return b'{"t":"bench.shout","p":{"n":%d,"t0":%r}}' % (n, t0)
@@ -537,26 +624,31 @@ async def broadcast_run(server: Server, case: Case, m: int, opts: argparse.Names
         while n < opts.warmup and (n == 0 or perf() < warm_until):
             await _one(publisher, tally, n, shout, opts.timeout, subscribers)
             n += 1
-        if opts.profile and case.server == "channelbus":
-            profiler = Profiler(server.pid, opts.profile / f"{case.server}-{case.layer}-{m}.txt")
+        if opts.profile:
+            name = f"{case.server}-{case.layer}-{m}-{len(list(opts.profile.glob('*.txt')))}.txt"
+            profiler = Profiler(server.pid, opts.profile / name)
             result.profiled = True
             await asyncio.sleep(0.5)  # py-spy attaches
         tally.strays = 0
-        cpu0, redis0 = server.cpu_seconds(), redis.cpu_seconds() if redis else None
-        own0, all0, t0 = time.process_time(), MachineLoad.total_seconds(), perf()
-        deadline = t0 + opts.seconds
+        (user0, sys0), redis0 = server.cpu_times(), redis.cpu_seconds() if redis else None
+        own0, (all0, steal0), t0 = time.process_time(), machine_cpu(), perf()
+        deadline, cap = t0 + opts.seconds, t0 + opts.max_seconds
         latencies = result.latencies
         k = 0
-        while k < opts.broadcasts and (k < opts.min_broadcasts or perf() < deadline):
+        while k < opts.broadcasts and (
+            k == 0 or (k < opts.min_broadcasts and perf() < cap) or perf() < deadline
+        ):
             latencies.append(await _one(publisher, tally, n, shout, opts.timeout, subscribers))
             n += 1
             k += 1
         t1 = perf()
-        cpu1, redis1 = server.cpu_seconds(), redis.cpu_seconds() if redis else None
-        own1, all1 = time.process_time(), MachineLoad.total_seconds()
+        (user1, sys1), redis1 = server.cpu_times(), redis.cpu_seconds() if redis else None
+        own1, (all1, steal1) = time.process_time(), machine_cpu()
         result.broadcasts = k
         result.seconds = t1 - t0
-        result.server_cpu = cpu1 - cpu0
+        result.server_cpu = (user1 - user0) + (sys1 - sys0)
+        result.server_sys = sys1 - sys0
+        result.steal = steal1 - steal0
         result.client_cpu = own1 - own0
         if redis0 is not None and redis1 is not None:
             result.redis_cpu = redis1 - redis0
@@ -590,39 +682,40 @@ async def _one(publisher: WsClient, tally: Tally, n: int, shout, timeout: float,
     return tally.last - t0
 
 
-async def run_case(case: Case, m: int, opts: argparse.Namespace, workdir: Path, redis) -> Result:
-    """One case at one M on a fresh server (the best of 1 + ``--retries`` rounds when disturbed)."""
+async def run_case(
+    case: Case, m: int, opts: argparse.Namespace, workdir: Path, redis, round_: int = 0
+) -> Result:
+    """One case at one M on a fresh server (the least disturbed of 1 + ``--retries`` attempts)."""
     best: Result | None = None
     for attempt in range(1 + opts.retries):
-        prefix = f"{opts.prefix}:{case.server}:{case.layer}:{m}:{attempt}:"
-        server = Server(case, workdir, prefix, opts.redis_url)
+        prefix = f"{opts.prefix}:{case.server}:{case.layer}:{m}:{round_}:{attempt}:"
+        server = Server(case, workdir, prefix, opts.redis_url, opts.ws)
         try:
             server.wait_listening()
-            result = await broadcast_run(server, case, m, opts, redis if case.layer != "memory" else None)
+            result = await broadcast_run(
+                server, case, m, opts, redis if case.layer in ("pubsub", "redis") else None
+            )
         except Exception as exc:  # report it in the table and go on with the next case
             result = Result(case, m, error=f"{type(exc).__name__}: {exc}")
             print(f"  {case.label}, M={m}: FAILED: {result.error}\n{server.log_tail()}", file=sys.stderr)
         finally:
             server.stop()
-            if redis is not None and case.layer != "memory":
+            if redis is not None and case.layer in ("pubsub", "redis"):
                 with contextlib.suppress(Exception):
                     redis.delete_prefix(prefix)
         if result.error is None:
             print(
                 f"  {case.label}, M={m:,}: {result.broadcasts} broadcasts, {result.rate:,.0f} deliveries/s, "
                 f"{result.server_us:.1f} µs server CPU/delivery, p99 {result.percentile(99):.1f} ms, "
-                f"client core {result.client_load:.0%}, others {result.others_load:.0%} "
+                f"client core {result.client_load:.0%}, others {result.others_load:.0%}, "
+                f"steal {result.steal_load:.0%} "
                 f"(setup {result.setup_seconds:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
-        if (
-            best is None
-            or best.error is not None
-            or (result.error is None and result.others_load < best.others_load)
-        ):
+        if best is None or best.error is not None or (result.error is None and result.noise < best.noise):
             best = result
-        if best.error is None and best.others_load < NOISY:
+        if best.error is None and best.noise < NOISY:
             break
     assert best is not None
     return best
@@ -632,37 +725,43 @@ async def run_case(case: Case, m: int, opts: argparse.Namespace, workdir: Path, 
 
 
 def render(results: list[Result]) -> str:
-    """The result table, with ratios to plain Channels on the same layer and M."""
-    base = {
-        (r.case.layer, r.subscribers): r for r in results if r.case.server == "channels" and r.error is None
-    }
+    """The result table, with ratios to plain Channels on the same layer and M and to the bare floor."""
+    ok = [r for r in results if r.error is None]
+    channels = {(r.case.layer, r.subscribers): r for r in ok if r.case.server == "channels"}
+    floor = {r.subscribers: r for r in ok if r.case.server == "bare"}
     lines = [
         "| server | layer | M | K | deliveries/s | last socket p50 ms | p99 ms | server CPU µs/delivery "
-        "| Redis CPU µs/delivery | deliveries/s vs Channels | CPU/delivery vs Channels | server core % "
-        "| client core % | other procs % |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| of it kernel | Redis CPU µs/delivery | deliveries/s vs Channels | CPU/delivery vs Channels "
+        "| CPU/delivery vs bare floor | server core | client core | other procs / steal |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     notes: list[str] = []
     for r in results:
         head = f"| {SERVER_LABELS[r.case.server]} | {LAYER_LABELS[r.case.layer]} | {r.subscribers:,} "
         if r.error is not None:
-            lines.append(head + f"| failed: {r.error[:120]} |" + " |" * 12)
+            lines.append(head + f"| failed: {r.error[:120]} |" + " |" * 14)
             continue
-        b = base.get((r.case.layer, r.subscribers))
+        b = channels.get((r.case.layer, r.subscribers))
+        f = floor.get(r.subscribers)
         rate_ratio = f"{r.rate / b.rate:.1f}x" if b is not None and b is not r else "—"
         cpu_ratio = f"{r.server_us / b.server_us:.3f}x" if b is not None and b is not r else "—"
+        floor_ratio = f"{r.server_us / f.server_us:.2f}x" if f is not None and f is not r else "—"
         redis_us = "—" if r.redis_us is None else f"{r.redis_us:.2f}"
+        cpu = f"{r.server_us:.1f}"
+        if len(r.rounds) > 1:
+            cpu += f" ({r.rounds[0]:.1f} to {r.rounds[-1]:.1f})"
         mark = "*" if r.client_bound else ""
         mark += "†" if r.profiled else ""
         lines.append(
             head
             + f"| {r.broadcasts} | {r.rate:,.0f}{mark} | {r.percentile(50):.1f} | {r.percentile(99):.1f} "
-            f"| {r.server_us:.1f} | {redis_us} | {rate_ratio} | {cpu_ratio} | {r.server_load:.0%} "
-            f"| {r.client_load:.0%} | {r.others_load:.0%} |"
+            f"| {cpu} | {r.server_sys / r.server_cpu:.0%} | {redis_us} | {rate_ratio} "
+            f"| {cpu_ratio} | {floor_ratio} | {r.server_load:.0%} | {r.client_load:.0%} "
+            f"| {r.others_load:.0%} / {r.steal_load:.0%} |"
         )
-        if r.others_load >= NOISY:
+        if r.noise >= NOISY:
             notes.append(
-                f"{r.case.label}, M={r.subscribers:,}: other processes took {r.others_load:.0%} of a core"
+                f"{r.case.label}, M={r.subscribers:,}: other processes and steal took {r.noise:.0%} of a core"
             )
         if r.strays:
             notes.append(f"{r.case.label}, M={r.subscribers:,}: {r.strays} unexpected frames")
@@ -672,11 +771,22 @@ def render(results: list[Result]) -> str:
         "client there (a floor for the server); server CPU per delivery still compares fairly.",
         "p50/p99: time from sending a broadcast to its receipt at the last of the M sockets "
         "(nearest rank over the K broadcasts; with K < 100, p99 is the slowest broadcast).",
+        "Server CPU: utime + stime of the server process over the measured broadcasts / (M*K); "
+        '"of it kernel" is the stime share (socket writes). Redis CPU: INFO cpu of the Redis server '
+        "(shared with anything else using it). Other procs: CPU of the rest of the machine (Redis "
+        "excluded); steal: time the hypervisor took; both as shares of one core.",
     ]
+    if any(len(r.rounds) > 1 for r in results):
+        lines.append(
+            "With --repeat: each row is the round with the median server CPU per delivery among the "
+            "undisturbed rounds (among all when none was); the range over all rounds is in brackets."
+        )
     if any(r.profiled for r in results):
         lines.append("† measured with py-spy attached (sampling costs the server some CPU).")
     if notes:
-        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
+        lines += ["", "Disturbed runs (numbers may be worse than the machine allows):"] + [
+            f"- {n}" for n in notes
+        ]
     return "\n".join(lines)
 
 
@@ -713,14 +823,27 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", default=env("FANOUT_SUBSCRIBERS", "100,1000,5000"), help="M list")
     parser.add_argument("--broadcasts", type=int, default=int(env("FANOUT_BROADCASTS", "1000")), help="max K")
-    parser.add_argument("--seconds", type=float, default=float(env("FANOUT_SECONDS", "4")))
-    parser.add_argument("--min-broadcasts", type=int, default=int(env("FANOUT_MIN_BROADCASTS", "5")))
+    parser.add_argument("--seconds", type=float, default=float(env("FANOUT_SECONDS", "3")))
+    parser.add_argument("--min-broadcasts", type=int, default=int(env("FANOUT_MIN_BROADCASTS", "3")))
+    parser.add_argument("--max-seconds", type=float, default=float(env("FANOUT_MAX_SECONDS", "30")))
     parser.add_argument("--warmup", type=int, default=int(env("FANOUT_WARMUP", "5")), help="broadcasts")
     parser.add_argument("--warmup-seconds", type=float, default=float(env("FANOUT_WARMUP_SECONDS", "1")))
     parser.add_argument("--timeout", type=float, default=float(env("FANOUT_TIMEOUT", "60")))
     parser.add_argument("--cases", default=env("FANOUT_CASES", DEFAULT_CASES), help="server:layer list")
     parser.add_argument("--retries", type=int, default=int(env("FANOUT_RETRIES", "0")))
+    parser.add_argument("--repeat", type=int, default=int(env("FANOUT_REPEAT", "1")), help="rounds per case")
     parser.add_argument("--redis-url", default=env("FANOUT_REDIS_URL", "redis://127.0.0.1:6379"))
+    parser.add_argument(
+        "--ws",
+        default=env("FANOUT_WS", "auto"),
+        help="uvicorn --ws: auto (websockets-sansio), websockets, wsproto",
+    )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        default=env("FANOUT_DEFLATE", "") not in ("", "0"),
+        help="offer permessage-deflate like a browser (frames are then counted, not read)",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the channelbus servers into DIR")
     opts = parser.parse_args(argv)
     opts.subscribers = [int(m) for m in opts.subscribers.split(",") if m.strip()]
@@ -728,7 +851,11 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     for spec in (s.strip() for s in specs.split(",") if s.strip()):
         server, _, layer = spec.partition(":")
         if server not in SERVER_LABELS or layer not in LAYER_LABELS:
-            parser.error(f"unknown case {spec!r}: use channels|channelbus : memory|pubsub|redis")
+            parser.error(
+                f"unknown case {spec!r}: use bare:none or channels|channelbus|busraw : memory|pubsub|redis"
+            )
+        if (server == "bare") != (layer == "none"):
+            parser.error(f"unknown case {spec!r}: the bare ASGI app runs without a layer (bare:none)")
         opts.cases.append(Case(server, layer))
     opts.prefix = f"fanout{os.getpid()}x{int(time.time())}"
     if opts.profile:
@@ -754,20 +881,56 @@ def _header(opts: argparse.Namespace, pinned: bool) -> str:
         f"channelbus fan-out benchmark: {os.cpu_count()} CPUs, {where}; Python {sys.version.split()[0]}, "
         f"Django {django.__version__}, channels {channels.__version__}; uvicorn + uvloop + httptools, "
         f"one server process per case; K = up to {opts.broadcasts} broadcasts or {opts.seconds:g} s "
-        f"(at least {opts.min_broadcasts}) after {opts.warmup} warm-up broadcasts; one load-client "
-        "process (raw asyncio protocols on uvloop, no compression)."
+        f"(at least {opts.min_broadcasts} unless that takes over {opts.max_seconds:g} s), after up to "
+        f"{opts.warmup} warm-up broadcasts ({opts.warmup_seconds:g} s); {opts.repeat} round(s) per case; "
+        f"uvicorn --ws {opts.ws}; {'permessage-deflate offered' if opts.deflate else 'no compression'}; "
+        "one load-client "
+        "process (raw asyncio protocols on uvloop)."
     )
 
 
 async def _main(opts: argparse.Namespace, workdir: Path) -> list[Result]:
+    # SIGTERM and Ctrl-C cancel the run (raising from a signal handler could land inside a protocol
+    # callback, where uvloop would swallow it): the ``finally`` blocks close the sockets, stop the
+    # server and delete its Redis keys.
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _interrupt, task, signum)
     redis = None
-    if any(c.layer != "memory" for c in opts.cases):
+    if any(c.layer in ("pubsub", "redis") for c in opts.cases):
         redis = Redis(opts.redis_url)
     results = []
     for m in opts.subscribers:
-        for case in opts.cases:
-            results.append(await run_case(case, m, opts, workdir, redis))
+        rounds: dict[Case, list[Result]] = {case: [] for case in opts.cases}
+        for round_ in range(opts.repeat):  # interleaved, so that drift hits every case alike
+            for case in opts.cases:
+                rounds[case].append(await run_case(case, m, opts, workdir, redis, round_))
+        results += [median_round(rs) for rs in rounds.values()]
     return results
+
+
+def median_round(rounds: list[Result]) -> Result:
+    """The round with the median server CPU per delivery (the lower one of an even count).
+
+    Only undisturbed rounds (other processes and steal below :data:`NOISY`) are candidates,
+    unless every round was disturbed.
+    """
+    ok = sorted((r for r in rounds if r.error is None), key=lambda r: r.server_us)
+    if not ok:
+        return rounds[-1]
+    quiet = [r for r in ok if r.noise < NOISY] or ok
+    chosen = quiet[(len(quiet) - 1) // 2]
+    chosen.rounds = [r.server_us for r in ok]
+    return chosen
+
+
+_interrupted: list[int] = []
+
+
+def _interrupt(task: asyncio.Task, signum: int) -> None:
+    _interrupted.append(signum)
+    task.cancel()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -787,6 +950,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="channelbus-fanout-") as workdir:
             results = uvloop.run(_main(opts, Path(workdir)))
+    except asyncio.CancelledError:
+        if not _interrupted:
+            raise
+        raise SystemExit(128 + _interrupted[0]) from None
     finally:
         stop_all()
     print("\n## Fan-out: one publisher, M subscribers, broadcasts one at a time\n")
