@@ -23,11 +23,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .conf import settings
-
-try:  # Django >= 6.0
-    from django.tasks import task
-except ImportError:  # Django 5.2 with the django-tasks backport
-    from django_tasks import task
+from .tasks import finish_place, task  # task: django.tasks on Django 6, the backport on 5.2
 
 __all__ = [
     "ConnectionSession",
@@ -56,7 +52,6 @@ def _when(timestamp: float) -> datetime.datetime:
 def record_opened(address: str, user_pk: str | None, at: float, user_agent: str, ip: str | None) -> None:
     """Job: create the connection's row and send ``connection_created``."""
     from .models import Connection
-    from .tasks import finish_place
 
     # update_or_create keeps closed_at: with several workers, the close may have been recorded first.
     row, _ = Connection.objects.update_or_create(
