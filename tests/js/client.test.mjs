@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import vm from "node:vm";
 
-import { Bus, BoundedQueue, backoffDelay, expandBatch } from "../../channelbus/static/channelbus/channelbus.mjs";
+import {
+  Bus, BoundedQueue, backoffDelay, expandBatch, fieldNames, unsafeAttribute, applyDomAction,
+} from "../../channelbus/static/channelbus/channelbus.mjs";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function waitFor(condition, ms = 2000) {
@@ -265,7 +267,58 @@ test("channelbus.js is a classic script that sets globalThis.channelbus", () => 
   const source = readFileSync(new URL("../../channelbus/static/channelbus/channelbus.js", import.meta.url), "utf8");
   const page = vm.createContext({ EventTarget, CustomEvent, setTimeout, clearTimeout, setInterval, clearInterval });
   vm.runInContext(source, page); // parsed as a script, not a module: no import/export allowed
-  assert.deepEqual(Object.keys(page.channelbus).sort(),
-    ["BoundedQueue", "Bus", "BusError", "NO_RECONNECT_CODES", "PROTOCOL", "backoffDelay", "expandBatch"]);
+  assert.deepEqual(Object.keys(page.channelbus).sort(), [
+    "BOUND_EVENTS", "BoundedQueue", "Bus", "BusError", "NO_RECONNECT_CODES", "PROTOCOL", "applyDomAction",
+    "backoffDelay", "bus", "clearErrors", "expandBatch", "fieldNames", "formPayload", "showErrors",
+    "unsafeAttribute",
+  ]);
+  assert.equal(page.channelbus.bus, null, "no document, no configuration: no bus is started");
   assert.equal(page.channelbus.backoffDelay(0, { random: () => 0.5 }), 250);
+});
+
+test("unsafeAttribute refuses what the server refuses: on*, srcdoc, javascript: URLs (however disguised)", () => {
+  assert.equal(unsafeAttribute("title", "javascript:alert(1)"), null, "only URL attributes are URLs");
+  assert.equal(unsafeAttribute("href", "/chat/lobby"), null);
+  assert.equal(unsafeAttribute("href", null), null, "removing is always allowed");
+  assert.match(unsafeAttribute("onclick", "x()"), /event-handler/);
+  assert.match(unsafeAttribute("OnMouseOver", "x()"), /event-handler/);
+  assert.match(unsafeAttribute("srcdoc", "<p>"), /srcdoc/);
+  for (const value of ["javascript:x()", "JavaScript:x()", " \tjava\nscript:x()", "\x01javascript:x()"]) {
+    assert.match(unsafeAttribute("href", value), /javascript:/, JSON.stringify(value));
+  }
+  assert.match(unsafeAttribute("formaction", "javascript:x()"), /javascript:/);
+});
+
+test("fieldNames maps a pydantic location to the names a form field may have", () => {
+  assert.deepEqual(fieldNames(["email"]), ["email"]);
+  assert.deepEqual(fieldNames(["items", 0, "name"]), ["items.0.name", "items-0-name", "items"]);
+  assert.deepEqual(fieldNames("age"), ["age"]);
+});
+
+test("applyDomAction: -1 for other types, a warning and 0 for a miss, a bad selector or a refused attribute", () => {
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...args) => warnings.push(args.join(" "));
+  try {
+    const element = { textContent: "", setAttribute() { assert.fail("a refused attribute was set"); } };
+    const doc = {
+      querySelectorAll(selector) {
+        if (selector === "((") throw new SyntaxError("bad selector");
+        return selector === "#count" ? [element] : [];
+      },
+      querySelector(selector) { return this.querySelectorAll(selector)[0] || null; },
+    };
+    assert.equal(applyDomAction(doc, { t: "chat.message", p: {} }), -1);
+    assert.equal(applyDomAction(doc, { t: "dom.text", p: { selector: "#count", text: "5" } }), 1);
+    assert.equal(element.textContent, "5");
+    assert.equal(applyDomAction(doc, { t: "dom.text", p: { selector: "#missing", text: "5" } }), 0);
+    assert.equal(applyDomAction(doc, { t: "dom.text", p: { selector: "((", text: "5" } }), 0);
+    assert.equal(applyDomAction(doc, { t: "dom.attr", p: { selector: "#count", name: "onclick", value: "x()" } }), 0);
+    assert.equal(warnings.length, 3);
+    assert.match(warnings[0], /no element matches "#missing"/);
+    assert.match(warnings[1], /not a valid selector/);
+    assert.match(warnings[2], /event-handler/);
+  } finally {
+    console.warn = warn;
+  }
 });

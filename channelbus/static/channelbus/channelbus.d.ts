@@ -62,6 +62,10 @@ export interface BusOptions {
   backoff?: BackoffOptions;
   /** Connect in the constructor, default true. */
   autoConnect?: boolean;
+  /** Apply the server's dom.* actions to the page; default true in a browser page. */
+  dom?: boolean;
+  /** How long a notice stays, in ms (default 6000; 0 keeps it until clicked). */
+  notices?: { timeout?: number };
 }
 
 export interface RequestOptions {
@@ -94,6 +98,17 @@ export interface BusEventMap {
   refused: CustomEvent<CloseDetail>;
   resubscribed: CustomEvent<{ topic: string; state: unknown }>;
   subscriptionlost: CustomEvent<{ topic: string; error: BusError }>;
+  /** A notice is about to be drawn (dom.notice or bus.notice()); preventDefault() to draw your own. */
+  notice: CustomEvent<{ text: string; level: NoticeLevel }>;
+}
+
+export type NoticeLevel = "info" | "success" | "warning" | "error";
+
+/** Events fired (bubbling) on an element bound with data-bus-type. */
+export interface BoundElementEventMap {
+  "bus:state": CustomEvent<{ frame: Frame }>;
+  "bus:success": CustomEvent<{ result: unknown }>;
+  "bus:error": CustomEvent<{ error: BusError }>;
 }
 
 export class Bus extends EventTarget {
@@ -114,6 +129,12 @@ export class Bus extends EventTarget {
     handler: (frame: Frame<P>) => void,
     options?: RequestOptions,
   ): Promise<Subscription<S>>;
+  /** Bind the [data-bus-type] elements under root (default document), also those added later. Returns unbind. */
+  bind(root?: Document | Element): () => void;
+  /** Send the message a bound element names, with its payload; shows errors next to fields. */
+  submitBound<R = unknown>(el: Element, submitter?: HTMLElement | null): Promise<R>;
+  /** Draw a notice (what dom.notice does); null when a notice listener called preventDefault(). */
+  notice(text: string, level?: NoticeLevel): HTMLElement | null;
   addEventListener<K extends keyof BusEventMap>(
     type: K,
     listener: (event: BusEventMap[K]) => void,
@@ -124,6 +145,21 @@ export class Bus extends EventTarget {
 
 export const PROTOCOL: "channelbus.v1";
 export const NO_RECONNECT_CODES: number[];
+/** The events data-bus-event may name: submit, change, input, click. */
+export const BOUND_EVENTS: string[];
+
+/** Apply one dom.* frame; the number of elements changed (0 after a console warning), -1 if not a DOM action. */
+export function applyDomAction(doc: Document, frame: Frame): number;
+/** Why the client refuses an attribute (on*, srcdoc, javascript: URLs), or null. */
+export function unsafeAttribute(name: string, value: string | null): string | null;
+/** The payload of a bound element (data-bus-payload, then its fields). Throws on a bad data-bus-payload. */
+export function formPayload(el: Element, submitter?: HTMLElement | null): Record<string, unknown>;
+/** The form field names a pydantic location may have: "a.0.b", "a-0-b", "a". */
+export function fieldNames(loc: Array<string | number>): string[];
+export function showErrors(el: Element, error: BusError): void;
+export function clearErrors(el: Element): void;
+/** The page's bus started by {% channelbus_client %}, or null. */
+export const bus: Bus | null;
 
 declare const channelbus: {
   Bus: typeof Bus;
@@ -133,6 +169,14 @@ declare const channelbus: {
   expandBatch: typeof expandBatch;
   PROTOCOL: typeof PROTOCOL;
   NO_RECONNECT_CODES: number[];
+  BOUND_EVENTS: string[];
+  applyDomAction: typeof applyDomAction;
+  unsafeAttribute: typeof unsafeAttribute;
+  formPayload: typeof formPayload;
+  fieldNames: typeof fieldNames;
+  showErrors: typeof showErrors;
+  clearErrors: typeof clearErrors;
+  bus: Bus | null;
 };
 export default channelbus;
 

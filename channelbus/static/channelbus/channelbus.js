@@ -70,10 +70,17 @@
     }
   }
 
-  function defaultUrl() {
+  function hasDocument() {
+    return typeof globalThis.document !== "undefined" && globalThis.document !== null;
+  }
+
+  /** The WebSocket URL: absolute ws(s):// URLs as given; a path ("/ws/") or nothing on the page's origin. */
+  function resolveUrl(url) {
+    if (url && /^wss?:\/\//i.test(url)) return url;
     const loc = globalThis.location;
-    if (!loc) throw new Error("channelbus: pass {url} outside a browser page");
-    return (loc.protocol === "https:" ? "wss://" : "ws://") + loc.host + "/ws/";
+    if (!loc) throw new Error("channelbus: pass an absolute ws:// or wss:// {url} outside a browser page");
+    const path = url || "/ws/";
+    return (loc.protocol === "https:" ? "wss://" : "ws://") + loc.host + (path.startsWith("/") ? "" : "/") + path;
   }
 
   /*
@@ -89,10 +96,10 @@
     constructor({
       url, token, WebSocket: WS = globalThis.WebSocket, protocols = [PROTOCOL],
       heartbeatInterval = 25000, heartbeatTimeout = 10000, queueLimit = 100,
-      backoff = {}, autoConnect = true,
+      backoff = {}, autoConnect = true, dom = hasDocument(), notices = {},
     } = {}) {
       super();
-      let target = url || defaultUrl();
+      let target = resolveUrl(url);
       if (token) target += (target.includes("?") ? "&" : "?") + "topics=" + encodeURIComponent(token);
       this.url = target;
       this._WS = WS;
@@ -112,6 +119,9 @@
       this._pingTimer = null;
       this._pingOut = false;
       this._retryTimer = null;
+      this._notices = notices;
+      // dom: apply the server's dom.* actions to this page (frames of those types still reach on()).
+      this._dom = dom ? (globalThis.document || null) : null;
       if (autoConnect) this.connect();
     }
 
@@ -224,7 +234,79 @@
       );
     }
 
+    /**
+     * Bind the elements carrying data-bus-type under root (default: the page), now and later added
+     * ones (one delegated listener per event type). Returns a function that removes the listeners.
+     */
+    bind(root = globalThis.document) {
+      const listener = (event) => {
+        const el = boundElement(event);
+        if (!el) return;
+        if (event.type === "submit" || (event.type === "click" && el.tagName === "A")) event.preventDefault();
+        this.submitBound(el, event.submitter || null).catch(() => {}); // shown on the page, and bus:error
+      };
+      for (const type of BOUND_EVENTS) root.addEventListener(type, listener);
+      return () => { for (const type of BOUND_EVENTS) root.removeEventListener(type, listener); };
+    }
+
+    /**
+     * Send the message a bound element names (data-bus-type) with its payload (formPayload), as a
+     * request. While it runs the element has aria-busy="true" and data-bus-state="pending", then
+     * "success" or "error". Validation errors are shown next to the fields; other errors at the top
+     * of the form. Fires bubbling events on the element: bus:state (a/q/r frames), bus:success
+     * ({result}) and bus:error ({error}). Resolves with the result, rejects with the BusError.
+     */
+    submitBound(el, submitter = null) {
+      const type = el.getAttribute("data-bus-type");
+      let payload;
+      try {
+        payload = formPayload(el, submitter);
+      } catch (error) {
+        console.error("channelbus:", error.message, el);
+        return Promise.reject(error);
+      }
+      const timeout = Number(el.getAttribute("data-bus-timeout")) || 30000;
+      const fire = (name, detail) => el.dispatchEvent(new CustomEvent(name, { detail, bubbles: true }));
+      clearErrors(el);
+      el.setAttribute("aria-busy", "true");
+      el.setAttribute("data-bus-state", "pending");
+      return this.request(type, payload, { timeout, onState: (frame) => fire("bus:state", { frame }) }).then(
+        (result) => {
+          el.removeAttribute("aria-busy");
+          el.setAttribute("data-bus-state", "success");
+          if (el.tagName === "FORM" && el.hasAttribute("data-bus-reset")) el.reset();
+          fire("bus:success", { result });
+          return result;
+        },
+        (error) => {
+          el.removeAttribute("aria-busy");
+          el.setAttribute("data-bus-state", "error");
+          showErrors(el, error);
+          fire("bus:error", { error });
+          throw error;
+        },
+      );
+    }
+
+    /** Show a notice (what dom.notice does): cancel the bubbling "notice" event on the bus to draw your own. */
+    notice(text, level = "info") {
+      const event = new CustomEvent("notice", { detail: { text, level }, cancelable: true });
+      if (!this.dispatchEvent(event)) return null;
+      const doc = this._dom || globalThis.document;
+      return doc ? showNotice(doc, String(text), level, this._notices) : null;
+    }
+
     // -- internals -------------------------------------------------------------------------------------
+
+    _applyDom(frame) {
+      if (frame.t === "dom.notice") {
+        const p = frame.p || {};
+        this.notice(p.text == null ? "" : p.text, p.level || "info");
+        return;
+      }
+      applyDomAction(this._dom, frame);
+    }
+
 
     _subAdd(topic, hook) {
       let sub = this._subs.get(topic);
@@ -310,6 +392,7 @@
       if (f.t === "topic.left" && f.i == null && f.p && this._subs.delete(f.p.topic)) {
         this._emit("subscriptionlost", { topic: f.p.topic, error: new BusError("topic.left", f.p, f) });
       }
+      if (this._dom && typeof f.t === "string" && f.t.startsWith("dom.")) this._applyDom(f);
       if (f.c != null) {
         const sub = this._subs.get(f.c);
         if (sub) for (const h of [...sub.handlers]) this._safely(h, f);
@@ -395,5 +478,312 @@
     }
   }
 
-  globalThis.channelbus = { Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES };
+  // -- DOM actions ---------------------------------------------------------------------------------------
+  // The server's dom.* messages (channelbus/dom.py), applied to every element the selector matches.
+  // Text actions never parse HTML; only dom.html / dom.append_html / dom.prepend_html insert markup (trusted
+  // server content). A selector that matches nothing, or is not valid CSS, is reported with console.warn.
+
+  const URL_ATTRIBUTES = ["href", "src", "action", "formaction", "xlink:href"];
+
+  /** Why the client refuses to set this attribute (the server's rules, checked again), or null. */
+  function unsafeAttribute(name, value) {
+    const lowered = String(name).toLowerCase();
+    if (lowered.startsWith("on")) return "event-handler attributes (on*) cannot be set";
+    if (lowered === "srcdoc") return "the srcdoc attribute cannot be set";
+    if (value != null && URL_ATTRIBUTES.includes(lowered)) {
+      // What a browser's URL parser ignores before the scheme: tabs and newlines anywhere, C0 and spaces first.
+      const scheme = String(value).replace(/[\t\n\r]/g, "").replace(/^[\x00-\x20]+/, "").toLowerCase();
+      if (scheme.startsWith("javascript:")) return "a javascript: URL cannot be set";
+    }
+    return null;
+  }
+
+  function setValue(el, value) {
+    if (el.type === "checkbox" || el.type === "radio") {
+      el.checked = ["true", "on", "1", el.value].includes(value);
+    } else {
+      el.value = value;
+    }
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  const DOM_ACTIONS = {
+    "dom.text": (el, p) => { el.textContent = p.text; },
+    "dom.html": (el, p) => { el.innerHTML = p.html; },
+    "dom.append_html": (el, p) => el.insertAdjacentHTML("beforeend", p.html),
+    "dom.prepend_html": (el, p) => el.insertAdjacentHTML("afterbegin", p.html),
+    "dom.append": (el, p) => el.append(p.text),
+    "dom.prepend": (el, p) => el.prepend(p.text),
+    "dom.remove": (el) => el.remove(),
+    "dom.attr": (el, p) => (p.value == null ? el.removeAttribute(p.name) : el.setAttribute(p.name, p.value)),
+    "dom.add_class": (el, p) => el.classList.add(p.class_name),
+    "dom.remove_class": (el, p) => el.classList.remove(p.class_name),
+    "dom.value": (el, p) => setValue(el, p.value),
+    "dom.focus": (el) => el.focus(),
+    "dom.scroll": (el) => el.scrollIntoView({ behavior: "smooth", block: "nearest" }),
+  };
+  // Acting on one element only: the first match.
+  const FIRST_ONLY = ["dom.focus", "dom.scroll"];
+
+  /**
+   * Apply one dom.* frame to doc. Returns the number of elements changed (0 after a warning for a
+   * selector miss, a bad selector or a refused attribute), or -1 when the type is not a DOM action.
+   */
+  function applyDomAction(doc, frame) {
+    const action = DOM_ACTIONS[frame.t];
+    if (!action) return -1;
+    const p = frame.p || {};
+    if (frame.t === "dom.attr") {
+      const why = unsafeAttribute(p.name, p.value);
+      if (why) {
+        console.warn(`channelbus: ${frame.t} refused: ${why}.`, p);
+        return 0;
+      }
+    }
+    let elements;
+    try {
+      elements = FIRST_ONLY.includes(frame.t) ? [doc.querySelector(p.selector)].filter(Boolean)
+        : Array.from(doc.querySelectorAll(p.selector));
+    } catch (error) {
+      console.warn(`channelbus: ${frame.t}: ${JSON.stringify(p.selector)} is not a valid selector.`);
+      return 0;
+    }
+    if (!elements.length) {
+      console.warn(`channelbus: ${frame.t}: no element matches ${JSON.stringify(p.selector)}.`);
+      return 0;
+    }
+    for (const el of elements) action(el, p);
+    return elements.length;
+  }
+
+  /** Draw a notice in a fixed corner box (role="status", or "alert" for errors); removed after timeout ms or on click. */
+  function showNotice(doc, text, level, { timeout = 6000 } = {}) {
+    let box = doc.getElementById("channelbus-notices");
+    if (!box) {
+      box = doc.createElement("div");
+      box.id = "channelbus-notices";
+      box.className = "channelbus-notices";
+      box.style.cssText = "position:fixed;right:1rem;bottom:1rem;z-index:2147483000;display:flex;"
+        + "flex-direction:column;gap:.5rem;max-width:min(24rem,calc(100vw - 2rem));";
+      doc.body.append(box);
+    }
+    const colors = { info: "#1d4ed8", success: "#15803d", warning: "#b45309", error: "#b91c1c" };
+    const note = doc.createElement("div");
+    note.className = `channelbus-notice channelbus-notice-${level}`;
+    note.setAttribute("role", level === "error" ? "alert" : "status");
+    note.style.cssText = `background:#fff;color:#111;border-left:4px solid ${colors[level] || colors.info};`
+      + "border-radius:6px;padding:.6rem .8rem;box-shadow:0 4px 16px rgba(0,0,0,.18);font:inherit;cursor:pointer;";
+    note.textContent = text;
+    const remove = () => note.remove();
+    note.addEventListener("click", remove);
+    if (timeout) setTimeout(remove, timeout);
+    box.append(note);
+    return note;
+  }
+
+  // -- Bound forms and elements ----------------------------------------------------------------------------
+  // <form data-bus-type="chat.send">: on submit, the fields become the payload of a request.
+  // data-bus-event picks the event (submit for forms, change for fields, click for anything else);
+  // data-bus-payload='{"room": "lobby"}' adds constant values; data-bus-reset resets a form on success.
+
+  /** The events a bound element may name in data-bus-event. */
+  const BOUND_EVENTS = ["submit", "change", "input", "click"];
+  const FIELD_TAGS = ["INPUT", "SELECT", "TEXTAREA"];
+
+  function defaultEvent(el) {
+    if (el.tagName === "FORM") return "submit";
+    return FIELD_TAGS.includes(el.tagName) ? "change" : "click";
+  }
+
+  /** The bound element an event is for, or null. */
+  function boundElement(event) {
+    const target = event.target;
+    const el = target && target.closest ? target.closest("[data-bus-type]") : null;
+    if (!el) return null;
+    return event.type === (el.getAttribute("data-bus-event") || defaultEvent(el)) ? el : null;
+  }
+
+  /** One field's value: numbers for number/range inputs (null when empty), booleans for lone checkboxes. */
+  function fieldValue(field) {
+    if (field.tagName === "SELECT" && field.multiple) {
+      return Array.from(field.selectedOptions, (option) => option.value);
+    }
+    if (field.type === "number" || field.type === "range") {
+      if (field.value === "") return null;
+      const number = Number(field.value);
+      return Number.isNaN(number) ? field.value : number;
+    }
+    if (field.type === "checkbox") return field.checked;
+    return field.value;
+  }
+
+  const SKIPPED_TYPES = ["submit", "button", "reset", "image", "file"];
+
+  /**
+   * The payload of a bound element: data-bus-payload (a JSON object), then the form's named fields
+   * (without csrfmiddlewaretoken, buttons and files) or the element's own name/value. A checkbox alone
+   * under its name is a boolean, several under one name are the list of the checked values; radios
+   * give the checked value or null. Throws when data-bus-payload is not a JSON object.
+   */
+  function formPayload(el, submitter = null) {
+    let payload = {};
+    const raw = el.getAttribute("data-bus-payload");
+    if (raw) {
+      try {
+        payload = JSON.parse(raw);
+      } catch (error) {
+        payload = null;
+      }
+      if (!payload || typeof payload !== "object" || Array.isArray(payload)) {
+        throw new Error(`data-bus-payload of ${el.getAttribute("data-bus-type")} is not a JSON object: ${raw}`);
+      }
+    }
+    if (el.tagName === "FORM") {
+      const groups = new Map();
+      for (const field of el.elements) {
+        if (!field.name || field.disabled || field.name === "csrfmiddlewaretoken") continue;
+        if (SKIPPED_TYPES.includes(field.type) || field.tagName === "BUTTON" || field.tagName === "FIELDSET") continue;
+        if (!groups.has(field.name)) groups.set(field.name, []);
+        groups.get(field.name).push(field);
+      }
+      for (const [name, fields] of groups) {
+        const first = fields[0];
+        if (first.type === "radio") {
+          const checked = fields.find((f) => f.checked);
+          payload[name] = checked ? checked.value : null;
+        } else if (first.type === "checkbox" && fields.length > 1) {
+          payload[name] = fields.filter((f) => f.checked).map((f) => f.value);
+        } else if (fields.length > 1) {
+          payload[name] = fields.map(fieldValue);
+        } else {
+          payload[name] = fieldValue(first);
+        }
+      }
+      if (submitter && submitter.name) payload[submitter.name] = submitter.value;
+    } else if (FIELD_TAGS.includes(el.tagName) && el.name) {
+      payload[el.name] = fieldValue(el);
+    }
+    return payload;
+  }
+
+  /** The names a pydantic location may have in a form: "a.0.b", "a-0-b", then "a". */
+  function fieldNames(loc) {
+    const parts = (Array.isArray(loc) ? loc : [loc]).map(String);
+    return [...new Set([parts.join("."), parts.join("-"), parts[0]])].filter(Boolean);
+  }
+
+  let errorIds = 0;
+
+  function findField(root, loc) {
+    for (const name of fieldNames(loc)) {
+      if (root.getAttribute && root.getAttribute("name") === name) return root;
+      const found = root.querySelector(`[name="${CSS.escape(name)}"]`);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  function errorBox(root, name) {
+    const given = root.querySelector(`[data-bus-error-for="${CSS.escape(name)}"]`);
+    return given || null;
+  }
+
+  function markInvalid(root, field, msg) {
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("data-bus-invalid", "");
+    let box = errorBox(root, field.name);
+    if (!box) {
+      box = field.nextElementSibling && field.nextElementSibling.hasAttribute("data-bus-generated")
+        ? field.nextElementSibling : null;
+    }
+    if (!box) {
+      box = field.ownerDocument.createElement("span");
+      box.className = "bus-field-error";
+      box.setAttribute("data-bus-generated", "");
+      field.after(box);
+    }
+    if (!box.id) box.id = `bus-error-${++errorIds}`;
+    box.setAttribute("data-bus-error-shown", "");
+    box.textContent = box.textContent ? `${box.textContent} ${msg}` : msg;
+    const described = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    if (!described.includes(box.id)) field.setAttribute("aria-describedby", [...described, box.id].join(" "));
+  }
+
+  /** Show a rejected request's error: validation errors next to their fields, the rest at the top. */
+  function showErrors(el, error) {
+    const root = el.tagName === "FORM" ? el : (el.form || el);
+    const general = [];
+    const errors = error.type === "error.validation" && error.payload && Array.isArray(error.payload.errors)
+      ? error.payload.errors : null;
+    if (errors) {
+      for (const item of errors) {
+        const field = item.loc && item.loc.length ? findField(root, item.loc) : null;
+        if (field) markInvalid(root, field, item.msg);
+        else general.push(item.loc && item.loc.length ? `${item.loc.join(".")}: ${item.msg}` : item.msg);
+      }
+    } else {
+      general.push(error.message);
+    }
+    if (!general.length) return;
+    let box = root.querySelector("[data-bus-error-for='__all__']");
+    if (!box) {
+      box = root.ownerDocument.createElement("div");
+      box.className = "bus-errors";
+      box.setAttribute("role", "alert");
+      box.setAttribute("data-bus-generated", "");
+      if (root.tagName === "FORM") root.prepend(box);
+      else root.after(box);
+    }
+    box.setAttribute("data-bus-error-shown", "");
+    box.textContent = general.join(" ");
+  }
+
+  /** Remove what showErrors added under a bound element. */
+  function clearErrors(el) {
+    const root = el.tagName === "FORM" ? el : (el.form || el);
+    const scope = root.tagName === "FORM" ? root : root.parentNode || root;
+    for (const field of scope.querySelectorAll("[data-bus-invalid]")) {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("data-bus-invalid");
+      const ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+      const kept = ids.filter((id) => { const box = field.ownerDocument.getElementById(id); return !box || !box.hasAttribute("data-bus-error-shown"); });
+      if (kept.length) field.setAttribute("aria-describedby", kept.join(" "));
+      else field.removeAttribute("aria-describedby");
+    }
+    for (const box of scope.querySelectorAll("[data-bus-error-shown]")) {
+      if (box.hasAttribute("data-bus-generated")) box.remove();
+      else {
+        box.textContent = "";
+        box.removeAttribute("data-bus-error-shown");
+      }
+    }
+  }
+
+  // -- Start-up ------------------------------------------------------------------------------------------
+  // {% channelbus_client %} writes <script type="application/json" id="channelbus-config"> before this
+  // script: when it is there, the page gets one connected bus, channelbus.bus, with bound elements.
+
+  function startFromConfig(doc) {
+    const element = doc && doc.getElementById("channelbus-config");
+    if (!element) return null;
+    let config;
+    try {
+      config = JSON.parse(element.textContent);
+    } catch (error) {
+      console.error("channelbus: #channelbus-config is not JSON.", error);
+      return null;
+    }
+    if (config.autoStart === false) return null;
+    const bus = new Bus({ url: config.url, token: config.token || undefined });
+    bus.bind(doc);
+    return bus;
+  }
+
+  const api = {
+    Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
+    applyDomAction, unsafeAttribute, formPayload, fieldNames, showErrors, clearErrors, BOUND_EVENTS,
+    bus: null,
+  };
+  globalThis.channelbus = api;
+  if (hasDocument()) api.bus = startFromConfig(globalThis.document);
 })();

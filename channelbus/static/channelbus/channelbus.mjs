@@ -4,5 +4,10 @@
 import "./channelbus.js";
 
 const channelbus = globalThis.channelbus;
-export const { Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES } = channelbus;
+export const {
+  Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
+  applyDomAction, unsafeAttribute, formPayload, fieldNames, showErrors, clearErrors, BOUND_EVENTS,
+} = channelbus;
+/** The page's bus, started by {% channelbus_client %} (null without its configuration element). */
+export const bus = channelbus.bus;
 export default channelbus;
