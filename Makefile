@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 PYTHON_DJ6 ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python $$HOME/.pyenv/versions/3.13*/bin/python; do $$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV_DJ6 = .venv-django6
 
-.PHONY: demo test lint typecheck pytest pytest-django6 jstest bench clean
+.PHONY: demo test lint typecheck pytest pytest-django6 jstest browsertest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,20 @@ jstest:
 	elif [ "$$CI" = "true" ]; then echo "node is needed for the JS client tests and was not found" >&2; exit 1; \
 	else echo "SKIPPED: node not found, so the JS client tests do not run here"; fi
 
-test: lint typecheck pytest pytest-django6 jstest
+# The demo in Debian's headless Chromium (apt-get install -y chromium), driven by playwright-core from npm,
+# which downloads no browser. .ci/run installs chromium; elsewhere the tests are skipped without it.
+CHROMIUM ?= /usr/bin/chromium
+browsertest: $(STAMP)
+	@if [ -x "$(CHROMIUM)" ] && command -v npm >/dev/null 2>&1; then \
+		cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
+		&& CHROMIUM="$(CHROMIUM)" npm test --silent; \
+	elif [ "$$CI" = "true" ]; then echo "$(CHROMIUM) and npm are needed for the browser tests (apt-get install -y chromium)" >&2; exit 1; \
+	else echo "SKIPPED: no $(CHROMIUM) or npm here, so the browser tests do not run (apt-get install -y chromium)"; fi
+
+test: lint typecheck pytest pytest-django6 jstest browsertest
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(VENV_DJ6) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_DJ6) .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules test-artifacts

@@ -1,12 +1,14 @@
-"""The demo's message types: ``demo.echo`` and ``demo.add``."""
+"""The demo's message types: echo and add, chat, the board, jobs, a form and server-driven DOM actions."""
 
+import re
 import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from pydantic import BaseModel, Field
+from django.utils.html import format_html
+from pydantic import BaseModel, Field, field_validator
 
-from channelbus import Message, NotFound, apublish, incoming, outgoing, publish
+from channelbus import Message, NotFound, apublish, dom, incoming, outgoing, publish
 
 from .models import Card, ChatMessage
 
@@ -250,3 +252,63 @@ class Fail(Message):
     def handle(self):
         """Always raise."""
         raise RuntimeError("demo.fail always fails")
+
+
+class ProfileSchema(BaseModel):
+    """Payload of ``demo.profile``: the fields of :class:`demoapp.forms.ProfileForm`."""
+
+    name: str = Field(min_length=2, max_length=50)
+    email: str = Field(max_length=254)
+    age: int = Field(ge=13, le=130)
+    newsletter: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL.match(value):
+            raise ValueError("Enter a valid email address.")
+        return value
+
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@incoming.register
+class Profile(Message):
+    """``demo.profile {"name", "email", "age", "newsletter"}``: a form posted over the socket.
+
+    The page's form is a Django form; its validation errors come back as ``error.validation`` and the
+    client shows each one next to its field.
+    """
+
+    name = "demo.profile"
+    schema = ProfileSchema
+
+    async def handle(self):
+        """Nothing is stored: the reply says what was received."""
+        return {"msg": f"Thanks, {self.data.name}: we would write to {self.data.email}."}
+
+
+@incoming.register
+class Drive(Message):
+    """``demo.drive {}``: the server drives the sender's page with ``dom.*`` actions (to that tab only)."""
+
+    name = "demo.drive"
+    schema = NoFields
+
+    async def handle(self):
+        """Publish a few DOM actions to the sending connection; one misses on purpose (see the console)."""
+        now = datetime.now().strftime("%H:%M:%S")
+        actions = [
+            dom.text("#drive-clock", now),
+            dom.add_class("#drive-box", "lit"),
+            dom.append_html("#drive-log", format_html("<li>Driven by the server at <b>{}</b></li>", now)),
+            dom.value("#drive-input", f"set by the server at {now}"),
+            dom.attr("#drive-input", "title", "The server set this value"),
+            dom.focus("#drive-input"),
+            dom.notice(f"The server drove this page at {now}", level="success"),
+            dom.text("#not-on-this-page", "a selector that matches nothing is reported in the console"),
+        ]
+        for action in actions:
+            await apublish(action, to=self.meta.channel_name)
+        return {"actions": len(actions)}

@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model, login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from .forms import ProfileForm
+
 
 def index(request: HttpRequest) -> HttpResponse:
     """Sign the visitor in as a new guest (session cookie) if needed and render the page."""
@@ -14,4 +16,5 @@ def index(request: HttpRequest) -> HttpResponse:
         user.set_unusable_password()
         user.save(update_fields=["password"])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return render(request, "demoapp/index.html", {"username": request.user.get_username()})
+    context = {"username": request.user.get_username(), "profile_form": ProfileForm()}
+    return render(request, "demoapp/index.html", context)

@@ -1,0 +1,259 @@
+// The demo in a real browser: Debian's headless Chromium driven by playwright-core (which downloads nothing).
+// The demo runs as `make demo` runs it (runbus: uvicorn and the embedded worker, the in-memory layer,
+// SQLite), on a free port with a database of its own. Run by `make browsertest` (part of `make test`).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const PYTHON = process.env.CHANNELBUS_PYTHON || path.join(ROOT, ".venv/bin/python");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARTIFACTS = path.join(ROOT, "test-artifacts");
+const WAIT = 20000; // ms: generous, the machine may be busy; nothing here measures speed
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `manage.py runbus` of the demo: start() waits until the page is served, stop() sends Ctrl-C. */
+class DemoServer {
+  constructor(port, env) {
+    this.port = port;
+    this.env = env;
+    this.process = null;
+    this.output = "";
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  async start() {
+    this.process = spawn(PYTHON, ["manage.py", "runbus", "--port", String(this.port)], {
+      cwd: path.join(ROOT, "demo"),
+      env: this.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keep = (chunk) => { this.output = (this.output + chunk).slice(-20000); };
+    this.process.stdout.on("data", keep);
+    this.process.stderr.on("data", keep);
+    const exited = new Promise((resolve) => this.process.once("exit", resolve));
+    const end = Date.now() + 60000;
+    while (Date.now() < end) {
+      const done = await Promise.race([exited.then(() => "exited"), sleep(200).then(() => "waiting")]);
+      if (done === "exited") throw new Error(`runbus exited at start:\n${this.output}`);
+      try {
+        if ((await fetch(this.url)).ok) return;
+      } catch (error) {
+        // not listening yet
+      }
+    }
+    throw new Error(`runbus did not serve ${this.url} within 60 s:\n${this.output}`);
+  }
+
+  async stop() {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+    await exited;
+    clearTimeout(timer);
+    this.process = null;
+  }
+}
+
+let server;
+let browser;
+let workdir;
+
+before(async () => {
+  workdir = mkdtempSync(path.join(tmpdir(), "channelbus-browser-"));
+  const env = { ...process.env, DEMO_DB: path.join(workdir, "demo.sqlite3"), PYTHONUNBUFFERED: "1" };
+  execFileSync(PYTHON, ["manage.py", "migrate", "--noinput", "-v0"], { cwd: path.join(ROOT, "demo"), env });
+  server = new DemoServer(await freePort(), env);
+  await server.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+  if (workdir) rmSync(workdir, { recursive: true, force: true });
+});
+
+/** A new browser context (its own cookies: a new guest user) on the demo, connected and following its topics. */
+async function openPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.consoleMessages = [];
+  page.on("console", (message) => page.consoleMessages.push(`${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => page.consoleMessages.push(`pageerror: ${error.message}`));
+  await page.goto(server.url);
+  await page.locator("body[data-ready=true]").waitFor();
+  assert.equal(await page.textContent("#status"), "connected");
+  return page;
+}
+
+async function say(page, text) {
+  await page.fill("#chat-form input[name=text]", text);
+  await page.click("#chat-form button");
+}
+
+function pageErrors(page) {
+  return page.consoleMessages.filter((line) => line.startsWith("pageerror") || line.startsWith("error"));
+}
+
+test("two pages in one room see each other's messages", async () => {
+  const [alice, bob] = await Promise.all([openPage(), openPage()]);
+  const bobName = await bob.textContent("#username");
+  await say(alice, `hello @${bobName}`);
+  await bob.locator("#chat-messages li", { hasText: `hello @${bobName}` }).waitFor();
+  // Bob was mentioned: the server sent demo.notice to his own user topic, which the page shows as a notice.
+  await bob.locator(".channelbus-notice", { hasText: "mentioned you in #lobby" }).waitFor();
+  await say(bob, "hi Alice");
+  await alice.locator("#chat-messages li", { hasText: "hi Alice" }).waitFor();
+  assert.equal(await alice.inputValue("#chat-form input[name=text]"), "", "data-bus-reset cleared the form");
+  // A third page joining later gets the history as the subscription's initial state.
+  const carol = await openPage();
+  await carol.locator("#chat-messages li", { hasText: "hi Alice" }).waitFor();
+  for (const page of [alice, bob, carol]) {
+    assert.deepEqual(pageErrors(page), []);
+    await page.context().close();
+  }
+});
+
+test("a job's progress bar reaches 100 %, and a failing job shows error.job after 3 attempts", async () => {
+  const page = await openPage();
+  await page.evaluate(() => {
+    window.seen = [];
+    document.querySelector("#count-form").addEventListener("bus:state", (e) => window.seen.push(e.detail.frame));
+  });
+  await page.fill("#count-form input[name=to]", "10");
+  await page.click("#count-form button");
+  await page.locator("#count-label", { hasText: "Done: counted to 10." }).waitFor();
+  assert.equal(await page.evaluate(() => document.querySelector("#count-progress").value), 100);
+  const seen = await page.evaluate(() => window.seen);
+  assert.equal(seen[0].s, "q", "queued first");
+  const steps = seen.filter((frame) => frame.s === "r" && frame.p && frame.p.total === 10).map((frame) => frame.p.done);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+  await page.click("#fail-button");
+  await page.locator("#fail-label", { hasText: "error.job after 3 attempts" }).waitFor();
+  assert.equal(await page.getAttribute("#fail-button", "data-bus-state"), "error");
+  assert.deepEqual(pageErrors(page), []);
+  await page.context().close();
+});
+
+test("a Django form shows the server's validation errors on the right fields, and clears them", async () => {
+  const page = await openPage();
+  await page.fill("#id_name", "A");
+  await page.fill("#id_email", "not an address");
+  await page.fill("#id_age", "7");
+  await page.click("#profile-form button");
+  await page.locator("#id_name[aria-invalid=true]").waitFor();
+  const errorOf = (field) => page.evaluate((selector) => {
+    const input = document.querySelector(selector);
+    const ids = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    return ids.map((id) => document.getElementById(id).textContent).join(" ");
+  }, field);
+  assert.match(await errorOf("#id_name"), /at least 2 characters/);
+  assert.match(await errorOf("#id_email"), /Enter a valid email address/);
+  assert.match(await errorOf("#id_age"), /greater than or equal to 13/);
+  assert.equal(await page.getAttribute("#id_newsletter", "aria-invalid"), null, "a valid field is not marked");
+  // The error sits next to its own field.
+  assert.equal(await page.evaluate(() => document.querySelector("#id_name").nextElementSibling.className), "bus-field-error");
+
+  await page.fill("#id_name", "Ada");
+  await page.fill("#id_email", "ada@example.com");
+  await page.fill("#id_age", "36");
+  await page.check("#id_newsletter");
+  await page.click("#profile-form button");
+  await page.locator("#profile-result", { hasText: "Thanks, Ada" }).waitFor();
+  assert.equal(await page.locator("#profile-form [aria-invalid]").count(), 0);
+  assert.equal(await page.locator("#profile-form .bus-field-error").count(), 0);
+  assert.equal(await page.getAttribute("#id_name", "aria-describedby"), null);
+  assert.deepEqual(pageErrors(page), []);
+  await page.context().close();
+});
+
+test("the server drives the page with DOM actions; a selector miss is reported in the console", async () => {
+  const page = await openPage();
+  await page.click("#drive-button");
+  await page.locator("#drive-box.lit").waitFor();
+  await page.locator(".channelbus-notice", { hasText: "The server drove this page" }).waitFor();
+  assert.match(await page.textContent("#drive-clock"), /^\d\d:\d\d:\d\d$/);
+  assert.match(await page.textContent("#drive-log li"), /^Driven by the server at \d\d:\d\d:\d\d$/);
+  assert.equal(await page.locator("#drive-log li b").count(), 1, "dom.append_html inserted markup");
+  assert.match(await page.inputValue("#drive-input"), /^set by the server at /);
+  assert.equal(await page.getAttribute("#drive-input", "title"), "The server set this value");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "drive-input");
+  await page.waitForFunction(() => true); // let the last action's console line arrive
+  assert.ok(
+    page.consoleMessages.some((line) => line.startsWith("warning:") && line.includes('no element matches "#not-on-this-page"')),
+    page.consoleMessages.join("\n"),
+  );
+  // The live board: a card added on one page appears, is ticked and deleted, on another.
+  const other = await openPage();
+  await page.fill("#board-form input[name=title]", "Write the docs");
+  await page.click("#board-form button");
+  const card = other.locator("#board-cards li", { hasText: "Write the docs" });
+  await card.waitFor();
+  await page.locator("#board-cards li", { hasText: "Write the docs" }).locator("input[type=checkbox]").check();
+  await other.locator("#board-cards li.done", { hasText: "Write the docs" }).waitFor();
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, "demo.png"), fullPage: true });
+
+  await other.locator("#board-cards li", { hasText: "Write the docs" }).locator("button").click();
+  await card.waitFor({ state: "detached" });
+  await page.locator("#board-cards li", { hasText: "Write the docs" }).waitFor({ state: "detached" });
+  assert.deepEqual(pageErrors(page), []);
+  await page.context().close();
+  await other.context().close();
+});
+
+test("after the server restarts, pages reconnect by themselves, resubscribe, and the next message arrives", async () => {
+  const [alice, bob] = await Promise.all([openPage(), openPage()]);
+  for (const page of [alice, bob]) {
+    await page.evaluate(() => {
+      window.renewed = [];
+      window.channelbus.bus.addEventListener("resubscribed", (e) => window.renewed.push(e.detail.topic));
+    });
+  }
+  await server.stop();
+  await alice.locator("#status", { hasText: /reconnecting|disconnected/ }).waitFor();
+  await server.start();
+  for (const page of [alice, bob]) {
+    await page.locator("#status", { hasText: "connected" }).waitFor();
+    await page.waitForFunction(() => window.renewed.includes("chat.room:lobby") && window.renewed.includes("demoapp.card.all"));
+  }
+  await say(bob, "back after the restart");
+  await alice.locator("#chat-messages li", { hasText: "back after the restart" }).waitFor();
+  for (const page of [alice, bob]) {
+    // While the server was down the browser logged the refused reconnection attempts; nothing else.
+    const refused = /WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/;
+    assert.deepEqual(pageErrors(page).filter((line) => !refused.test(line)), []);
+    await page.context().close();
+  }
+});
