@@ -7,6 +7,7 @@
 * ``channelbus.W002`` the in-memory channel layer in a multi-process deployment
 * ``channelbus.W003`` channels_redis's ``RedisChannelLayer`` with redis-py 8's 5 s socket timeout
 * ``channelbus.E004`` two topic kinds registered under one name
+* ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from django.core.checks import Error, Tags, Warning, register
 from .conf import DEFAULTS, settings
 from .registry import all_registries
 
-__all__ = ["check_channel_layer", "check_registries", "check_settings", "check_topic_kinds"]
+__all__ = [
+    "check_channel_layer",
+    "check_message_timeouts",
+    "check_registries",
+    "check_settings",
+    "check_topic_kinds",
+]
 
 _POSITIVE_INT = (
     "MAX_FRAME_BYTES",
@@ -88,6 +95,30 @@ def check_registries(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="channelbus.E002",
                 )
             )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_message_timeouts(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E005: a registered message class's ``timeout`` is not None or a positive number."""
+    errors: list[Error] = []
+    seen: set[type] = set()
+    for registry in all_registries():
+        for cls in registry.classes():
+            timeout = cls.timeout
+            if cls in seen or timeout is None:
+                continue
+            seen.add(cls)
+            if not (isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0):
+                errors.append(
+                    Error(
+                        f"{cls.__module__}.{cls.__qualname__}.timeout must be None or a positive number "
+                        f"of seconds, not {timeout!r}.",
+                        hint="Set timeout = None for no limit (docs/deferred.md).",
+                        obj=cls,
+                        id="channelbus.E005",
+                    )
+                )
     return errors
 
 

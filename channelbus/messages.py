@@ -81,6 +81,16 @@ class Message:
         instead of in arrival order.
     ``exclude_none``
         True leaves payload fields that are None out of frames.
+    ``deferred``, ``queue_name``, ``priority``, ``delay``, ``retries``, ``retry_delays``,
+    ``atomic``, ``ordering``
+        Running the handler in a task worker (``docs/deferred.md``).
+    ``timeout``
+        Deferred only: seconds one attempt of the handler may run (None: no limit). An attempt
+        that runs longer is interrupted with :class:`~channelbus.timeouts.JobTimeout`, its
+        transaction rolled back, and it counts as a failed attempt (retried per ``retries``; then
+        ``error.job`` says it timed out). In a worker's main thread on Unix a ``SIGALRM`` timer
+        also interrupts ``time.sleep`` and blocking calls; in other threads, a blocking C call
+        (a sleep, a socket read, a query) is only interrupted when it returns.
 
     Hooks:
 
@@ -109,6 +119,8 @@ class Message:
     #: Deferred only: retries after an unexpected error, and the seconds to wait before each.
     retries: ClassVar[int] = 0
     retry_delays: ClassVar[tuple[float, ...]] = (1.0, 5.0, 30.0)
+    #: Deferred only: seconds one attempt may run before it is interrupted (None: no limit).
+    timeout: ClassVar[float | None] = None
     #: Deferred only: run the handler in ``transaction.atomic()`` (publishes go out after commit).
     atomic: ClassVar[bool] = True
     #: Deferred only: ``"strict"`` runs the strictly ordered messages of one connection (of every

@@ -22,19 +22,34 @@ savepoint published is dropped. ``on_commit=False`` sends at once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
 import logging
-from collections.abc import Iterable
+import os
+import threading
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import models, transaction
 
 from .fanout import ADDRESS_SEPARATOR, get_hub
 from .messages import Message
 from .topics import Topic, topic_name
 
-__all__ = ["Published", "apublish", "arecheck", "publish", "recheck", "resolve_targets", "send_text"]
+__all__ = [
+    "FrameSender",
+    "Published",
+    "apublish",
+    "arecheck",
+    "publish",
+    "recheck",
+    "resolve_targets",
+    "send_text",
+    "sender_loop",
+]
 
 logger = logging.getLogger("channelbus")
 
@@ -75,6 +90,15 @@ async def apublish(message: Message, to: Any, *, exclude: Any = None) -> None:
     """
     if not isinstance(message, Message):
         raise TypeError(f"publish() takes a Message instance, not {message!r}.")
+    held = _held.get()
+    if held is not None:  # an async deferred handler: sent once its transaction committed
+        resolve_targets(to)  # fail here, in the caller, on a bad target
+        held.append((message, to, exclude))
+        return
+    await _apublish_now(message, to, exclude)
+
+
+async def _apublish_now(message: Message, to: Any, exclude: Any) -> None:
     topics, addresses = resolve_targets(to)
     skip = _exclude_address(exclude)
     for capture in _captures:
@@ -131,13 +155,38 @@ def publish(
     if on_commit and not _in_event_loop():
         # robust: a failed send (Redis down) is logged and the next on-commit callbacks still run.
         transaction.on_commit(send, using=using, robust=True)
+    elif on_commit and (held := _held.get()) is not None:  # an async deferred handler (hold_publishes)
+        held.append((message, targets, exclude))
     else:
         # Async code runs outside transactions (Django's atomic() is sync), so there is nothing to wait for.
         send()
 
 
 def _send_now(message: Message, to: Any, exclude: Any) -> None:
-    _run_async(apublish(message, to, exclude=exclude))
+    _run_async(_apublish_now(message, to, exclude))
+
+
+#: What an async deferred handler published, while :func:`hold_publishes` collects it.
+_held: contextvars.ContextVar[list[tuple[Message, Any, Any]] | None] = contextvars.ContextVar(
+    "channelbus_held_publishes", default=None
+)
+
+
+@contextlib.contextmanager
+def hold_publishes() -> Iterator[list[tuple[Message, Any, Any]]]:
+    """Collect ``(message, to, exclude)`` of every ``publish()`` and ``apublish()`` in this context
+    (and in the coroutines ``async_to_sync`` runs from it) instead of sending them.
+
+    The worker wraps an ``async def`` deferred handler of an ``atomic`` class in it, then publishes
+    what was collected from its own thread, where ``publish()`` waits for the job's commit.
+    ``publish(..., on_commit=False)`` is not held.
+    """
+    held: list[tuple[Message, Any, Any]] = []
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -181,12 +230,123 @@ def _run_async(coro: Any) -> None:
         loop = None
     if loop is not None:
         loop.create_task(coro).add_done_callback(_log_failure)
-    else:
+    elif _outer_loop() is not None:
+        # A thread of sync_to_async (a sync handler in the server): asgiref runs it on the server's loop.
         async_to_sync(_await)(coro)
+    else:
+        run_on_sender_loop(coro)
 
 
 async def _await(coro: Any) -> None:
     await coro
+
+
+def _outer_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop that started this thread through ``sync_to_async``, if any."""
+    loop: asyncio.AbstractEventLoop | None = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return None
+    return loop
+
+
+#: Seconds sync code waits for one send on the sender loop (a stuck channel layer) before it raises.
+SEND_TIMEOUT = 30.0
+
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+_sender_lock = threading.Lock()
+
+
+def _forget_sender() -> None:
+    """In a forked child: the parent's loop thread does not exist there."""
+    global _sender, _sender_lock
+    _sender = None
+    _sender_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_sender)
+
+
+def sender_loop() -> asyncio.AbstractEventLoop:
+    """This process's long-lived event loop for sends from sync code (workers), in a daemon thread.
+
+    Made on first use, and again in a forked child (RQ forks a work horse per job): its hub and
+    channel-layer connections are then reused from frame to frame instead of made per frame.
+    """
+    global _sender
+    pid = os.getpid()
+    current = _sender
+    if current is not None and current[0] == pid:
+        return current[1]
+    with _sender_lock:
+        current = _sender
+        if current is not None and current[0] == pid:
+            return current[1]
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=_serve_forever, args=(loop,), name="channelbus-sender", daemon=True)
+        thread.start()
+        _sender = (pid, loop)
+        return loop
+
+
+def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+
+
+def run_on_sender_loop(coro: Coroutine[Any, Any, Any], timeout: float | None = SEND_TIMEOUT) -> Any:
+    """Run ``coro`` on :func:`sender_loop` and wait for its result (from sync code without a running loop).
+
+    Raises ``TimeoutError`` (and cancels it) when it takes longer than ``timeout`` seconds.
+    """
+    future = asyncio.run_coroutine_threadsafe(coro, sender_loop())
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"channelbus: a send took longer than {timeout} s") from None
+
+
+class FrameSender:
+    """Sends frames to one connection address from sync or async code, in call order.
+
+    A deferred job's states, progress and result go through one of these. From sync code each call
+    waits for its send on :func:`sender_loop` (or on the server's loop, in a ``sync_to_async``
+    thread). From a thread whose event loop is running (an ``async def`` deferred handler run by
+    ``async_to_sync``), it cannot wait: the send is queued on the sender loop, after the previous one.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._last: concurrent.futures.Future[None] | None = None
+
+    def send(self, text: str) -> None:
+        """Send one encoded frame, after every frame sent before through this sender."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro = self._in_turn(self._last, text)
+            self._last = asyncio.run_coroutine_threadsafe(coro, sender_loop())
+            self._last.add_done_callback(_log_future_failure)
+            return
+        last, self._last = self._last, None
+        if last is not None:
+            concurrent.futures.wait([last], SEND_TIMEOUT)
+        if _outer_loop() is not None:
+            async_to_sync(_send_text)(self.address, text)
+        else:
+            run_on_sender_loop(_send_text(self.address, text))
+
+    async def _in_turn(self, previous: concurrent.futures.Future[None] | None, text: str) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([asyncio.wrap_future(previous)])
+        await _send_text(self.address, text)
+
+
+def _log_future_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("channelbus: sending in the background failed", exc_info=future.exception())
 
 
 def send_text(address: str, text: str) -> None:

@@ -17,6 +17,7 @@ every backend.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import timedelta
@@ -32,15 +33,16 @@ from django.utils import timezone
 from .conf import settings
 from .messages import Message, Metadata
 from .protocol import BusError, JobFailed, ServerError, encode, error_frame, states
-from .publishing import send_text
+from .publishing import FrameSender, hold_publishes, publish
 from .registry import Registry, all_registries, incoming
+from .timeouts import JobTimeout, time_limit
 
 try:  # Django >= 6.0
     from django.tasks import task
 except ImportError:  # Django 5.2 with the django-tasks backport
     from django_tasks import task
 
-__all__ = ["enqueue", "run_deferred", "trigger"]
+__all__ = ["JobTimeout", "enqueue", "run_deferred", "trigger"]
 
 logger = logging.getLogger("channelbus")
 
@@ -160,13 +162,16 @@ def _run(
     except BusError as exc:
         reply.error(exc)
         return
-    except Exception:
+    except (Exception, JobTimeout) as exc:
+        # A timed-out attempt is a failed one; its transaction was rolled back like any other.
+        failed = f"timed out after {cls.timeout:g} s" if isinstance(exc, JobTimeout) else "failed"
         attempts_left = cls.retries + 1 - attempt
         if attempts_left > 0:
             delay = cls.retry_delay(attempt)
             logger.warning(
-                "channelbus: deferred %s failed (i=%s, attempt %d); retrying in %.1fs",
+                "channelbus: deferred %s %s (i=%s, attempt %d); retrying in %.1fs",
                 type_name,
+                failed,
                 trace_id,
                 attempt,
                 delay,
@@ -176,9 +181,12 @@ def _run(
             enqueue(cls, payload, meta, attempt + 1, delay, seq)
             return
         logger.exception(
-            "channelbus: deferred %s failed after %d attempts (i=%s)", type_name, attempt, trace_id
+            "channelbus: deferred %s %s after %d attempts (i=%s)", type_name, failed, attempt, trace_id
         )
-        reply.error(JobFailed(f"{type_name} failed.", type_name=type_name, attempts=attempt))
+        details: dict[str, Any] = {"type_name": type_name, "attempts": attempt}
+        if isinstance(exc, JobTimeout):
+            details["timeout"] = cls.timeout
+        reply.error(JobFailed(f"{type_name} {failed}.", **details))
         return
     reply.result(cls, result)
 
@@ -211,9 +219,35 @@ def _my_turn(address: str, seq: int, waiting_since: float | None) -> bool:
 
 
 def _call(message: Message) -> Any:
-    if type(message)._sync_handle:
-        return message.handle()
-    return async_to_sync(message.handle)()
+    """Run the handler within its class's ``timeout``.
+
+    An ``async def`` handler of an ``atomic`` class publishes through :func:`hold_publishes`: what it
+    published is handed to ``publish()`` here, in the job's transaction, so it goes out after the
+    commit, and not at all when the handler raised.
+    """
+    cls = type(message)
+    if cls._sync_handle:
+        with time_limit(cls.timeout):
+            return message.handle()
+    if not cls.atomic:
+        return async_to_sync(_handle_in_time)(message)
+    with hold_publishes() as held:
+        result = async_to_sync(_handle_in_time)(message)
+    for item, to, exclude in held:
+        publish(item, to, exclude=exclude)
+    return result
+
+
+async def _handle_in_time(message: Message) -> Any:
+    """An ``async def`` handler, cancelled at its class's ``timeout`` (raises :class:`JobTimeout`)."""
+    limit = asyncio.timeout(type(message).timeout)
+    try:
+        async with limit:
+            return await message.handle()
+    except TimeoutError:
+        if limit.expired():
+            raise JobTimeout from None
+        raise
 
 
 class _Replier:
@@ -223,10 +257,11 @@ class _Replier:
         self.address = address
         self.trace_id = trace_id
         self.type_name = type_name
+        self._sender = FrameSender(address) if address is not None else None
 
     def _send(self, text: str) -> None:
-        if self.address is not None:
-            send_text(self.address, text)
+        if self._sender is not None:  # the job's frames arrive in the order they were sent
+            self._sender.send(text)
 
     def state(self, state: str, payload: Any = None) -> None:
         if self.trace_id is not None:

@@ -100,3 +100,38 @@ def test_duplicate_topic_kind():
         assert ids(check_topic_kinds()) == ["channelbus.E004"]
     finally:
         topic_kinds.conflicts.clear()
+
+
+def test_message_timeouts():
+    from channelbus import Registry
+    from channelbus.checks import check_message_timeouts
+
+    assert check_message_timeouts() == []
+
+    class NoLimit(Message):
+        name = "x.no_limit"
+        deferred = True
+        timeout = None
+
+    class Fine(Message):
+        name = "x.fine"
+        deferred = True
+        timeout = 2.5
+
+    class Zero(Message):
+        name = "x.zero"
+        deferred = True
+        timeout = 0
+
+    class Text(Message):
+        name = "x.text"
+        deferred = True
+        timeout = "30"  # type: ignore[assignment]
+
+    custom = Registry("custom timeouts")
+    for cls in (NoLimit, Fine, Zero, Text):
+        custom.register(cls)
+    errors = check_message_timeouts()
+    assert ids(errors) == ["channelbus.E005"] * 2
+    assert [e.obj for e in errors] == [Zero, Text]
+    assert "Zero.timeout must be None or a positive number of seconds, not 0" in errors[0].msg

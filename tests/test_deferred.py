@@ -1,13 +1,19 @@
 """Deferred handlers through Django's Tasks API: the immediate backend in-process, and a real worker."""
 
 import asyncio
+import logging
+import os
+import subprocess
+import sys
+import threading
 
 import pytest
 
 from channelbus.client import BusClient, RequestFailed, fetch_cookies
 from channelbus.testing import RequestFailed as BusRequestFailed
+from channelbus.testing import capture_published
 
-from .servers import demo_server
+from .servers import DEMO, ROOT, demo_env, demo_server, migrate_demo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,9 +59,13 @@ async def test_deferred_chat_send_writes_and_publishes_after_commit(bus_client, 
     assert message["p"]["text"] == "via a job" and message["c"] == "chat.room:deferred"
 
 
+#: The demo with the e2e test types, its embedded worker looking for jobs every 0.05 s.
+E2E = {"DEMO_EXTRA_APPS": "tests.slowapp", "PYTHONPATH": str(ROOT)}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with demo_server(tmp_path_factory.mktemp("deferred")) as address:
+    with demo_server(tmp_path_factory.mktemp("deferred"), E2E, args=("--worker-interval", "0.05")) as address:
         yield address
 
 
@@ -72,6 +82,10 @@ async def test_a_real_worker_beside_the_server(server):
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=30)
         assert exc.value.payload["attempts"] == 3 and exc.value.type == "error.job"
+        # The worker is a thread of runbus: its watchdog interrupts the handler between two sleeps.
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("e2e.overrun", {"seconds": 5, "slices": 100}, timeout=20)
+        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
 
 
 async def test_a_failing_deferred_handler_rolls_back_and_publishes_nothing(bus_client, user):
@@ -108,3 +122,192 @@ async def test_trigger_from_python_code(bus_client, user):
     frames = [await client.receive() for _ in range(4)]
     assert [f["s"] for f in frames] == ["r", "r", "r", "s"] and all(f["i"] == "srv1" for f in frames)
     assert frames[-1]["p"] == {"total": 2}
+
+
+def timed_out(type_name, attempts, timeout=0.5):
+    """The payload of the error.job that ends a job whose last attempt ran over its timeout."""
+    msg = f"{type_name} timed out after {timeout:g} s."
+    return {"msg": msg, "type_name": type_name, "attempts": attempts, "timeout": timeout}
+
+
+async def test_an_attempt_over_its_timeout_is_interrupted_rolled_back_and_retried(bus_client, user):
+    """The immediate backend runs the job in the consumer's worker thread: the watchdog path."""
+    from tests.testapp.models import Note
+
+    client = await bus_client(user=user)
+    with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
+        await client.request("test.write_then_overrun", {"text": "too slow"}, timeout=20)
+    assert exc.value.type == "error.job" and exc.value.payload == timed_out("test.write_then_overrun", 2)
+    assert [f["s"] for f in client.states] == ["q", "r", "r"]  # two attempts
+    assert sent == [] and await Note.objects.acount() == 0
+    await client.assert_nothing_received(0.2)
+
+
+def test_a_timeout_in_the_main_thread_interrupts_a_sleep(user, caplog):
+    """trigger() with the immediate backend runs the job here, in the main thread: SIGALRM cuts the
+    handler's time.sleep(5) short (otherwise it would return normally and nothing would fail)."""
+    from channelbus.tasks import trigger
+    from tests.testapp.models import Note
+
+    assert threading.current_thread() is threading.main_thread()
+    with caplog.at_level(logging.WARNING, "channelbus"), capture_published() as sent:
+        trigger("test.write_then_overrun", {"text": "main", "seconds": 5}, user=user)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        "test.write_then_overrun timed out after 0.5 s (i=None, attempt 1); retrying" in m for m in messages
+    )
+    assert any("test.write_then_overrun timed out after 0.5 s after 2 attempts" in m for m in messages)
+    assert sent == [] and Note.objects.count() == 0
+
+
+async def test_an_async_handler_over_its_timeout_is_cancelled_and_publishes_nothing(bus_client, user):
+    from tests.testapp.models import Note
+
+    client = await bus_client(user=user)
+    with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
+        await client.request("test.async_write_and_publish", {"text": "late", "nap": 5}, timeout=20)
+    assert exc.value.payload == timed_out("test.async_write_and_publish", 1)
+    assert sent == [] and await Note.objects.acount() == 0
+
+
+async def test_an_async_deferred_handler_publishes_after_it_returned(bus_client, user):
+    client = await bus_client(user=user)
+    with capture_published() as sent:
+        reply = await client.request("test.async_write_and_publish", {"text": "kept"})
+    assert isinstance(reply["id"], int)
+    greetings = [p.message.data.text for p in sent if p.message.name == "test.greeting"]
+    assert greetings == ["publish kept", "apublish kept"]
+    frames = [await client.receive("test.greeting") for _ in range(2)]
+    assert [f["p"]["text"] for f in frames] == ["publish kept", "apublish kept"]
+
+
+async def test_an_async_deferred_handler_that_fails_publishes_nothing(bus_client, user):
+    from tests.testapp.models import Note
+
+    client = await bus_client(user=user)
+    with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
+        await client.request("test.async_write_and_publish", {"text": "dropped", "fail": True})
+    assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 1
+    assert sent == [] and await Note.objects.acount() == 0
+    await client.assert_nothing_received(0.2)
+
+
+def test_runbus_worker_interval_option():
+    from django.core.management import CommandError, call_command
+
+    from channelbus.management.commands.runbus import Command
+
+    parser = Command().create_parser("manage.py", "runbus")
+    assert parser.parse_args([]).worker_interval == 0.1
+    assert parser.parse_args(["--worker-interval", "0.02"]).worker_interval == 0.02
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(CommandError, match="worker-interval"):
+            call_command("runbus", "--worker-interval", bad)
+
+
+def test_runbus_runs_its_worker_at_the_given_interval(tmp_path):
+    """The real command: the embedded worker it starts has the interval it was given."""
+    migrate_demo(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runbus", "--port", "0", "--worker-interval", "0.25"],
+        cwd=DEMO,
+        env=demo_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "worker beside the server" in line:
+                break
+        assert (
+            "running a django_tasks_db worker beside the server (looking for jobs every 0.25 s)" in lines[-1]
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_frames_of_one_job_arrive_in_order_from_a_thread_and_from_its_running_loop(bus_client, user):
+    """A worker thread sends through the process's sender loop; from a running loop in that thread (an
+    async handler) sends cannot wait, and are queued behind the earlier ones."""
+    from channelbus.fanout import get_hub
+    from channelbus.protocol import encode
+    from channelbus.publishing import FrameSender
+
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+
+    def job():
+        sender = FrameSender(address)
+        for n in range(3):
+            sender.send(encode("test.greeting", {"text": f"thread {n}"}))
+
+        async def handler():
+            for n in range(3):
+                sender.send(encode("test.greeting", {"text": f"loop {n}"}))
+
+        asyncio.run(handler())
+        sender.send(encode("test.greeting", {"text": "last"}))
+
+    await asyncio.to_thread(job)
+    frames = [await client.receive("test.greeting") for _ in range(7)]
+    assert [f["p"]["text"] for f in frames] == [
+        *(f"thread {n}" for n in range(3)),
+        *(f"loop {n}" for n in range(3)),
+        "last",
+    ]
+
+
+def test_one_sender_loop_per_process_made_again_after_fork():
+    from channelbus.publishing import run_on_sender_loop, sender_loop
+
+    async def where():
+        return os.getpid(), id(asyncio.get_running_loop()), threading.current_thread().name
+
+    first = run_on_sender_loop(where())
+    assert first == (os.getpid(), id(sender_loop()), "channelbus-sender")
+    assert run_on_sender_loop(where()) == first  # the same loop, frame after frame
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child (as RQ's work horse): the parent's loop thread is not here
+        try:
+            child = run_on_sender_loop(where(), timeout=10)
+            os.write(write, repr((child[0] == os.getpid(), child[1] != first[1], child[2])).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == "(True, True, 'channelbus-sender')"
+    assert run_on_sender_loop(where()) == first
+
+
+def test_a_time_limit_in_the_main_thread_keeps_an_outer_alarm():
+    """RQ's work horse has its own SIGALRM timer: it survives a shorter limit, and fires if it ends first."""
+    import signal
+    import time
+
+    from channelbus.timeouts import JobTimeout, time_limit
+
+    class OuterTimeout(Exception):
+        pass
+
+    def outer(signum, frame):
+        raise OuterTimeout
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 60)
+        with pytest.raises(JobTimeout), time_limit(0.2):
+            time.sleep(5)
+        assert signal.getsignal(signal.SIGALRM) is outer and 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(OuterTimeout), time_limit(30):
+            time.sleep(5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -14,6 +14,7 @@ from channelbus.client import BusClient, RequestFailed, fetch_cookies
 
 from .redis_support import require_redis
 from .servers import DEMO, ROOT, demo_env, demo_server, migrate_demo
+from .test_deferred import timed_out
 
 
 def require_postgres():
@@ -98,6 +99,10 @@ async def test_strict_order_with_three_workers_on_postgres(deployment):
         # demo.count goes through a worker process too: q, r, progress, s reach this socket over Redis.
         seen = []
         done = await bus.request_frame("demo.count", {"to": 3}, timeout=30, on_state=seen.append)
+        # db_worker runs jobs in its main thread: SIGALRM cuts one time.sleep(5) short, in each attempt.
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("e2e.overrun", {"seconds": 5}, timeout=30)
+        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
     assert [r["n"] for r in replies] == list(range(10))
     assert len({r["worker"] for r in replies}) >= 2, "the jobs should have spread over several workers"
     assert done["p"] == {"total": 3} and [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
@@ -113,6 +118,8 @@ def rq_deployment(tmp_path):
         "DEMO_CHANNEL_LAYER": "redis",
         "DEMO_REDIS_PREFIX": prefix,
         "REDIS_URL": "redis://127.0.0.1:6379/3",
+        "DEMO_EXTRA_APPS": "tests.slowapp",
+        "PYTHONPATH": str(ROOT),
     }
     migrate_demo(tmp_path, env)
     worker = subprocess.Popen(
@@ -149,6 +156,10 @@ async def test_rq_backend_with_a_real_rqworker(rq_deployment):
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=60)
         assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 3
+        # In RQ's work horse, beside RQ's own SIGALRM job timeout (180 s), which stays in force.
+        with pytest.raises(RequestFailed) as exc:
+            await bus.request("e2e.overrun", {"seconds": 5}, timeout=60)
+        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
 
 
 async def test_a_worker_killed_in_the_middle_of_a_job(tmp_path, postgres_db):

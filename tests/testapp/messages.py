@@ -205,3 +205,65 @@ class WhoAsked(Message):
 
     def handle(self):
         return {"user": self.user.get_username(), "address": self.meta.channel_name, "attempt": self.attempt}
+
+
+class NoteAndNap(BaseModel):
+    text: str
+    seconds: float = 5.0
+
+
+@incoming.register
+class WriteThenOverrun(Message):
+    """Deferred with a 0.5 s limit: writes a note and publishes, then naps in slices (Python code,
+    so that a watchdog in a worker thread interrupts it too): each attempt times out and is undone."""
+
+    name = "test.write_then_overrun"
+    schema = NoteAndNap
+    deferred = True
+    timeout = 0.5
+    retries = 1
+    retry_delays = ()
+
+    def handle(self):
+        import time
+
+        from channelbus import publish
+
+        from .models import Note
+
+        Note.objects.create(owner=self.user, text=self.data.text)
+        publish(Greet(text="never sent"), to="broadcast")
+        deadline = time.monotonic() + self.data.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        return {"overran": False}
+
+
+class AsyncWrite(BaseModel):
+    text: str
+    fail: bool = False
+    nap: float = 0.0
+
+
+@incoming.register
+class AsyncWriteAndPublish(Message):
+    """Deferred, async, 0.5 s limit: writes a note, publishes it to ``broadcast`` (with publish() and
+    apublish()), naps if asked to, then fails if asked to."""
+
+    name = "test.async_write_and_publish"
+    schema = AsyncWrite
+    deferred = True
+    timeout = 0.5
+
+    async def handle(self):
+        from channelbus import apublish, publish
+
+        from .models import Note
+
+        note = await Note.objects.acreate(owner=self.user, text=self.data.text)
+        publish(Greet(text=f"publish {note.text}"), to="broadcast")
+        await apublish(Greet(text=f"apublish {note.text}"), to="broadcast")
+        await asyncio.sleep(self.data.nap)
+        if self.data.fail:
+            raise RuntimeError("failing after the publishes")
+        return {"id": note.pk}

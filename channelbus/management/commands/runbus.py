@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from importlib.util import find_spec
 from typing import Any
@@ -16,7 +17,8 @@ class Command(BaseCommand):
     help = "Serve the project (HTTP and the channelbus WebSocket) with uvicorn."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Options: ``--host``, ``--port``, ``--reload``, ``--log-level``."""
+        """Options: ``--host``, ``--port``, ``--reload``, ``--log-level``, ``--no-worker``,
+        ``--worker-interval``."""
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--reload", action="store_true", help="Restart when code changes.")
@@ -25,6 +27,14 @@ class Command(BaseCommand):
             "--no-worker",
             action="store_true",
             help="Do not run a task worker beside the server (the default runs one for django_tasks_db).",
+        )
+        parser.add_argument(
+            "--worker-interval",
+            type=_positive_seconds,
+            default=DEFAULT_WORKER_INTERVAL,
+            metavar="SECONDS",
+            help="How often the embedded django_tasks_db worker looks for jobs, in seconds "
+            f"(default {DEFAULT_WORKER_INTERVAL}). Shorter: less latency, more CPU and queries while idle.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -43,9 +53,12 @@ class Command(BaseCommand):
                 "process and a shared channel layer (docs/deferred.md)"
             )
             options["no_worker"] = True
-        worker = None if options["no_worker"] else start_embedded_worker()
+        worker = None if options["no_worker"] else start_embedded_worker(options["worker_interval"])
         if worker is not None:
-            self.stdout.write("channelbus: running a django_tasks_db worker beside the server")
+            self.stdout.write(
+                "channelbus: running a django_tasks_db worker beside the server "
+                f"(looking for jobs every {worker.interval:g} s)"
+            )
         try:
             self._serve(module, attr, options)
         finally:
@@ -73,11 +86,26 @@ def settings_max_frame() -> int:
     return int(bus_settings.MAX_FRAME_BYTES)
 
 
-def start_embedded_worker() -> Any:
+#: Seconds between two looks of the embedded worker for jobs (``runbus --worker-interval``).
+DEFAULT_WORKER_INTERVAL = 0.1
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {value}")
+    return seconds
+
+
+def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Any:
     """Run a django_tasks_db worker in a thread of this process, when that is the default task backend.
 
-    In one process the worker reaches the sockets without a shared channel layer: the embedded
-    default needs no other server. Returns the worker (``worker.running = False`` stops it) or None.
+    It looks for jobs every ``interval`` seconds. In one process the worker reaches the sockets
+    without a shared channel layer: the embedded default needs no other server. Returns the worker
+    (``worker.running = False`` stops it) or None.
     """
     import threading
 
@@ -94,7 +122,7 @@ def start_embedded_worker() -> Any:
         return None
     worker = Worker(
         queue_names=["*"],
-        interval=0.1,
+        interval=interval,
         batch=False,
         backend_name="default",
         startup_delay=False,
