@@ -247,6 +247,34 @@ def test_bind_tag_renders_escaped_attributes():
     )
 
 
+def test_bind_tag_writes_a_json_payload_and_reset():
+    html = _render(
+        '<button {% channelbus_bind "board.delete" payload=data reset=True %}>',
+        data={"pk": 3, "note": '"><script>'},
+    )
+    assert html == (
+        '<button data-bus-type="board.delete" '
+        'data-bus-payload="{&quot;pk&quot;: 3, &quot;note&quot;: &quot;\\&quot;&gt;&lt;script&gt;&quot;}" '
+        "data-bus-reset>"
+    )
+    # What the browser reads back from the attribute is the JSON object.
+    import html as html_module
+    import json
+    import re
+
+    attribute = re.search(r'data-bus-payload="([^"]*)"', html).group(1)
+    assert json.loads(html_module.unescape(attribute)) == {"pk": 3, "note": '"><script>'}
+
+
+def test_bind_tag_refuses_a_payload_that_is_not_an_object():
+    from django.template import TemplateSyntaxError
+
+    with pytest.raises(TemplateSyntaxError, match="JSON object"):
+        _render("{% channelbus_bind 'a.b' payload=data %}", data=[1, 2])
+    with pytest.raises(TemplateSyntaxError, match="JSON-serialisable"):
+        _render("{% channelbus_bind 'a.b' payload=data %}", data={"x": object()})
+
+
 def test_bind_tag_refuses_a_malformed_type():
     from django.template import TemplateSyntaxError
 

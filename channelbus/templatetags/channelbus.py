@@ -10,19 +10,24 @@
         {% channelbus_client topics="chat.room:lobby,broadcast" %}
         {% channelbus_client topics=page_topics %}
 
-``{% channelbus_bind "chat.send" event="submit" %}``
+``{% channelbus_bind "chat.send" event="submit" payload=... reset=True %}``
     The attributes ``data-bus-type="chat.send" data-bus-event="submit"`` (escaped) for a form
-    or element that sends that message when the event fires::
+    or element that sends that message when the event fires. ``payload`` (a dict, or anything
+    JSON-serialisable to an object) becomes ``data-bus-payload``: constant values sent with the
+    fields. ``reset=True`` writes ``data-bus-reset`` (the form is reset after a success)::
 
-        <form {% channelbus_bind "chat.send" event="submit" %}>...</form>
+        <form {% channelbus_bind "chat.send" payload=room_payload reset=True %}>...</form>
+        <button {% channelbus_bind "board.delete" payload=card.pk_payload %}>Delete</button>
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
 from django.templatetags.static import static
 from django.utils.html import format_html, json_script
 from django.utils.safestring import SafeString
@@ -75,9 +80,12 @@ def channelbus_client(topics: Any = None) -> SafeString:
 
 
 @register.simple_tag
-def channelbus_bind(type_name: str, event: str | None = None) -> SafeString:
-    """``{% channelbus_bind "chat.send" event="submit" %}``: the ``data-bus-type`` / ``data-bus-event``
-    attributes (escaped) the client binds; without ``event`` the client picks its default."""
+def channelbus_bind(
+    type_name: str, event: str | None = None, payload: Any = None, reset: bool = False
+) -> SafeString:
+    """``{% channelbus_bind "chat.send" event="submit" payload=... reset=True %}``: the ``data-bus-*``
+    attributes (escaped) the client binds; without ``event`` the client picks its default (submit for
+    a form, change for a field, click otherwise). ``payload`` must encode to a JSON object."""
     # Not protocol.valid_type_name(): it wants an exact str, and template literals are SafeStrings.
     if not (
         isinstance(type_name, str) and len(type_name) <= MAX_TYPE_LENGTH and TYPE_PATTERN.match(type_name)
@@ -85,6 +93,21 @@ def channelbus_bind(type_name: str, event: str | None = None) -> SafeString:
         raise template.TemplateSyntaxError(
             f"channelbus_bind: {type_name!r} is not a message type such as 'chat.send'."
         )
-    if event is None:
-        return format_html('data-bus-type="{}"', type_name)
-    return format_html('data-bus-type="{}" data-bus-event="{}"', type_name, event)
+    parts = [format_html('data-bus-type="{}"', type_name)]
+    if event is not None:
+        parts.append(format_html('data-bus-event="{}"', event))
+    if payload is not None:
+        try:
+            encoded = json.dumps(payload, cls=DjangoJSONEncoder)
+        except TypeError as exc:
+            raise template.TemplateSyntaxError(
+                f"channelbus_bind: payload is not JSON-serialisable ({exc})."
+            ) from exc
+        if not encoded.startswith("{"):
+            raise template.TemplateSyntaxError(
+                f"channelbus_bind: payload must be a JSON object (a dict), not {encoded[:40]}."
+            )
+        parts.append(format_html('data-bus-payload="{}"', encoded))
+    if reset:
+        parts.append(SafeString("data-bus-reset"))
+    return SafeString(" ".join(parts))
