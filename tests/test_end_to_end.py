@@ -173,3 +173,40 @@ async def test_mentions_notify_the_user_on_their_own_topic(server):
         await ann.request("chat.send", {"room": "mentions", "text": f"hi @{ben_name}"})
         notice = await ben.receive("demo.notice", timeout=5)
         assert notice["c"] == ben_topic and "mentioned you in #mentions" in notice["p"]["text"]
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+async def test_runbus_serves_the_client_and_the_page_that_loads_it(server):
+    # runbus serves STATIC_URL with DEBUG, as runserver does: the page's {% channelbus_client %} works.
+    status, script = await asyncio.to_thread(_get, f"http://{server}/static/channelbus/channelbus.js")
+    assert status == 200
+    assert "globalThis.channelbus = api" in script
+    status, page = await asyncio.to_thread(_get, f"http://{server}/")
+    assert status == 200
+    config = '<script id="channelbus-config" type="application/json">{"url": "/ws/", "token": null}</script>'
+    assert config in page
+    assert '<script src="/static/channelbus/channelbus.js" defer></script>' in page
+    status, _ = await asyncio.to_thread(_get, f"http://{server}/static/channelbus/no-such-file.js")
+    assert status == 404
+
+
+def test_runbus_serves_static_files_only_with_debug_and_staticfiles(settings):
+    from channelbus.management.commands.runbus import serves_static
+
+    settings.DEBUG = True
+    assert not serves_static(), "the test settings do not install django.contrib.staticfiles"
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "django.contrib.staticfiles"]
+    assert serves_static()
+    assert not serves_static(nostatic=True)
+    settings.DEBUG = False
+    assert not serves_static()

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Options: ``--host``, ``--port``, ``--reload``, ``--log-level``, ``--no-worker``,
-        ``--worker-interval``."""
+        ``--nostatic``, ``--worker-interval``."""
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--reload", action="store_true", help="Restart when code changes.")
@@ -27,6 +27,12 @@ class Command(BaseCommand):
             "--no-worker",
             action="store_true",
             help="Do not run a task worker beside the server (the default runs one for django_tasks_db).",
+        )
+        parser.add_argument(
+            "--nostatic",
+            action="store_true",
+            help="Do not serve STATIC_URL (served by default with DEBUG and django.contrib.staticfiles, "
+            "as runserver does).",
         )
         parser.add_argument(
             "--worker-interval",
@@ -68,8 +74,15 @@ class Command(BaseCommand):
     def _serve(self, module: str, attr: str, options: dict[str, Any]) -> None:
         import uvicorn
 
+        app, factory = f"{module}:{attr}", False
+        if serves_static(options["nostatic"]):
+            # A factory, so that uvicorn's --reload child processes build the same wrapped application.
+            os.environ[APPLICATION_ENV] = f"{module}.{attr}"
+            app, factory = f"{__name__}:static_application", True
+            self.stdout.write(f"channelbus: serving static files at {settings.STATIC_URL} (DEBUG)")
         uvicorn.run(
-            f"{module}:{attr}",
+            app,
+            factory=factory,
             host=options["host"],
             port=options["port"],
             reload=options["reload"],
@@ -77,6 +90,29 @@ class Command(BaseCommand):
             ws_max_size=max(settings_max_frame() * 2, 1 << 20),
             lifespan="off",
         )
+
+
+#: The environment variable that tells :func:`static_application` which application to wrap.
+APPLICATION_ENV = "CHANNELBUS_RUNBUS_APPLICATION"
+
+
+def serves_static(nostatic: bool = False) -> bool:
+    """Whether runbus serves ``STATIC_URL`` itself: with DEBUG and ``django.contrib.staticfiles``, like
+    ``runserver``, unless ``--nostatic``."""
+    from django.apps import apps
+
+    return bool(settings.DEBUG and not nostatic and apps.is_installed("django.contrib.staticfiles"))
+
+
+def static_application() -> Any:
+    """uvicorn factory: the ``ASGI_APPLICATION`` named in :data:`APPLICATION_ENV`, wrapped in Django's
+    ``ASGIStaticFilesHandler`` (static files over HTTP; everything else, WebSockets included, passes)."""
+    from importlib import import_module
+
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    module, _, attr = os.environ[APPLICATION_ENV].rpartition(".")
+    return ASGIStaticFilesHandler(getattr(import_module(module), attr))
 
 
 def settings_max_frame() -> int:

@@ -243,6 +243,8 @@
         const el = boundElement(event);
         if (!el) return;
         if (event.type === "submit" || (event.type === "click" && el.tagName === "A")) event.preventDefault();
+        // A form is sent once at a time: a second submit while the first is pending is ignored.
+        if (event.type === "submit" && el.getAttribute("data-bus-state") === "pending") return;
         this.submitBound(el, event.submitter || null).catch(() => {}); // shown on the page, and bus:error
       };
       for (const type of BOUND_EVENTS) root.addEventListener(type, listener);
@@ -504,7 +506,7 @@
     } else {
       el.value = value;
     }
-    el.dispatchEvent(new Event("input", { bubbles: true }));
+    // No input/change event: a field bound to send on change would echo the server's value back.
   }
 
   const DOM_ACTIONS = {
