@@ -257,3 +257,85 @@ test("after the server restarts, pages reconnect by themselves, resubscribe, and
     await page.context().close();
   }
 });
+
+test("the client's DOM actions and form payloads in a real page (no server)", async () => {
+  const page = await browser.newPage();
+  const warnings = [];
+  page.on("console", (message) => { if (message.type() === "warning") warnings.push(message.text()); });
+  await page.setContent(`
+    <p id="t">old</p><div id="h"></div><ul id="l"><li>b</li></ul><p class="gone">x</p><p class="gone">y</p>
+    <a id="a" href="/x" title="t">link</a><input id="v"><input id="c" type="checkbox" value="yes">
+    <form id="f">
+      <input type="hidden" name="csrfmiddlewaretoken" value="secret">
+      <input name="title" value="Hi"><input name="n" type="number" value=""><input name="m" type="number" value="4">
+      <input name="agree" type="checkbox" checked>
+      <input name="tags" type="checkbox" value="a" checked><input name="tags" type="checkbox" value="b">
+      <input name="tags" type="checkbox" value="c" checked>
+      <input name="size" type="radio" value="s"><input name="size" type="radio" value="l" checked>
+      <input name="color" type="radio" value="red">
+      <select name="many" multiple><option selected>1</option><option>2</option><option selected>3</option></select>
+      <input name="off" disabled value="z"><input type="file" name="upload"><button name="go" value="1">Go</button>
+    </form>`);
+  await page.addScriptTag({ path: path.join(ROOT, "channelbus/static/channelbus/channelbus.js") });
+  const result = await page.evaluate(() => {
+    const { applyDomAction, formPayload } = window.channelbus;
+    const apply = (t, p) => applyDomAction(document, { t, p });
+    const counts = [
+      apply("dom.text", { selector: "#t", text: "<b>new</b>" }),
+      apply("dom.html", { selector: "#h", html: "<b>bold</b>" }),
+      apply("dom.append", { selector: "#l", text: "<c>" }),
+      apply("dom.prepend_html", { selector: "#l", html: "<li>a</li>" }),
+      apply("dom.append_html", { selector: "#l", html: "<li>c</li>" }),
+      apply("dom.remove", { selector: ".gone" }),
+      apply("dom.attr", { selector: "#a", name: "href", value: "/y" }),
+      apply("dom.attr", { selector: "#a", name: "title", value: null }),
+      apply("dom.attr", { selector: "#a", name: "href", value: " javascript:alert(1)" }),
+      apply("dom.attr", { selector: "#a", name: "onclick", value: "alert(1)" }),
+      apply("dom.add_class", { selector: "#t", class_name: "hot" }),
+      apply("dom.value", { selector: "#v", value: "set" }),
+      apply("dom.value", { selector: "#c", value: "yes" }),
+      apply("dom.focus", { selector: "#v" }),
+      apply("dom.scroll", { selector: "#a" }),
+      apply("dom.text", { selector: "#missing", text: "" }),
+      apply("dom.text", { selector: "p[", text: "" }),
+      apply("chat.message", {}),
+    ];
+    const t = document.querySelector("#t");
+    return {
+      counts,
+      text: t.textContent,
+      textChildren: t.children.length,
+      hot: t.classList.contains("hot"),
+      html: document.querySelector("#h").innerHTML,
+      list: Array.from(document.querySelector("#l").childNodes, (n) => n.textContent),
+      gone: document.querySelectorAll(".gone").length,
+      href: document.querySelector("#a").getAttribute("href"),
+      title: document.querySelector("#a").getAttribute("title"),
+      onclick: document.querySelector("#a").getAttribute("onclick"),
+      value: document.querySelector("#v").value,
+      checked: document.querySelector("#c").checked,
+      focused: document.activeElement.id,
+      payload: formPayload(document.querySelector("#f"), document.querySelector("button[name=go]")),
+    };
+  });
+  assert.deepEqual(result.counts, [1, 1, 1, 1, 1, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, -1]);
+  assert.equal(result.text, "<b>new</b>", "dom.text never parses HTML");
+  assert.equal(result.textChildren, 0);
+  assert.ok(result.hot);
+  assert.equal(result.html, "<b>bold</b>");
+  assert.deepEqual(result.list, ["a", "b", "<c>", "c"]);
+  assert.equal(result.gone, 0);
+  assert.equal(result.href, "/y", "the javascript: URL was refused");
+  assert.equal(result.title, null);
+  assert.equal(result.onclick, null);
+  assert.equal(result.value, "set");
+  assert.ok(result.checked);
+  assert.equal(result.focused, "v");
+  assert.deepEqual(result.payload, {
+    title: "Hi", n: null, m: 4, agree: true, tags: ["a", "c"], size: "l", color: null, many: ["1", "3"], go: "1",
+  });
+  assert.equal(warnings.length, 4, warnings.join("\n"));
+  assert.match(warnings.join("\n"), /no element matches "#missing"/);
+  assert.match(warnings.join("\n"), /"p\[" is not a valid selector/);
+  await page.close();
+});

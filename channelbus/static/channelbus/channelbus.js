@@ -242,7 +242,10 @@
       const listener = (event) => {
         const el = boundElement(event);
         if (!el) return;
-        if (event.type === "submit" || (event.type === "click" && el.tagName === "A")) event.preventDefault();
+        // No page load: not for a form's submit, a link, or a bound button inside a form.
+        if (event.type === "submit" || (event.type === "click" && ["A", "BUTTON"].includes(el.tagName))) {
+          event.preventDefault();
+        }
         // A form is sent once at a time: a second submit while the first is pending is ignored.
         if (event.type === "submit" && el.getAttribute("data-bus-state") === "pending") return;
         this.submitBound(el, event.submitter || null).catch(() => {}); // shown on the page, and bus:error
