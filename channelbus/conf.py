@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_INTERVAL": 60,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
+    # Publish to sockets under uvicorn (websockets-sansio, no compression) by writing one pre-built
+    # WebSocket frame to each socket's transport (channelbus.fastpath); off: always the ASGI send.
+    "RAW_FRAMES": True,
 }
 
 

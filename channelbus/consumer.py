@@ -39,6 +39,7 @@ from . import signals
 from .conf import settings
 from .connections import ConnectionSession, activity_interval
 from .fanout import Hub, get_hub
+from .fastpath import RawSocket, raw_socket
 from .messages import Message, Metadata
 from .protocol import (
     BadRequest,
@@ -113,6 +114,10 @@ class BusConsumer:
         self.anonymous = True
         self.closed = False
         self._send: Send | None = None
+        #: ASGI ``send`` calls of this connection in progress (the hub writes no raw frame meanwhile).
+        self.sending = 0
+        #: The socket's transport for pre-built frames (:mod:`channelbus.fastpath`), or None.
+        self.raw: RawSocket | None = None
         # In-order handling: messages waiting behind a handler that is still running.
         # Both containers are made on first use: most sockets never need them.
         self._waiting: deque[tuple[type[Message], Envelope, float]] | None = None
@@ -167,6 +172,8 @@ class BusConsumer:
         hub = self.hub = get_hub()
         await hub.start()
         await self.accept()
+        if settings.RAW_FRAMES:
+            self.raw = raw_socket(self._send)
         self.channel_name = address = hub.attach(self)
         self.session = ConnectionSession(address)
         self._track = bool(settings.TRACK_CONNECTIONS)
@@ -186,8 +193,16 @@ class BusConsumer:
         event: dict[str, Any] = {"type": "websocket.accept"}
         if SUBPROTOCOL in self.scope.get("subprotocols", ()):
             event["subprotocol"] = SUBPROTOCOL
+        await self._send_event(event)
+
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        """``send`` an event, counted in :attr:`sending` while it is in progress."""
         assert self._send is not None
-        await self._send(event)
+        self.sending += 1
+        try:
+            await self._send(event)
+        finally:
+            self.sending -= 1
 
     async def close(self, code: int, reason: str = "") -> None:
         """Send ``s.closing`` with the code and reason, then close the socket."""
@@ -196,11 +211,10 @@ class BusConsumer:
         await self.send_frame(encode("s.closing", {"code": code, "reason": reason}))
         self.closed = True
         self._close_code = code
-        assert self._send is not None
         with contextlib.suppress(Exception):
             # A close reason is at most 123 UTF-8 bytes.
             short = reason.encode()[:123].decode(errors="ignore")
-            await self._send({"type": "websocket.close", "code": code, "reason": short})
+            await self._send_event({"type": "websocket.close", "code": code, "reason": short})
 
     async def _receive_loop(self, receive: Receive) -> None:
         conf = settings
@@ -321,10 +335,13 @@ class BusConsumer:
         """Hand a ready ``websocket.send`` event to the socket (fan-out gives every socket the same one)."""
         if self.closed:
             return
+        self.sending += 1
         try:
             await self._send(event)  # type: ignore[misc]
         except Exception:  # the client went away
             self.closed = True
+        finally:
+            self.sending -= 1
 
     # ------------------------------------------------------------------ frames in
 
@@ -444,9 +461,8 @@ class BusConsumer:
         """Send one already encoded frame; does nothing once the socket is closed."""
         if self.closed:
             return
-        assert self._send is not None
         try:
-            await self._send({"type": "websocket.send", "text": text})
+            await self._send_event({"type": "websocket.send", "text": text})
         except Exception:  # the client went away between receive and send
             self.closed = True
             return
@@ -465,9 +481,8 @@ class BusConsumer:
             )
         if self.closed:
             return
-        assert self._send is not None
         try:
-            await self._send({"type": "websocket.send", "text": error_frame(error)})
+            await self._send_event({"type": "websocket.send", "text": error_frame(error)})
         except Exception:
             self.closed = True
             return

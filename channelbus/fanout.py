@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from .fastpath import text_frame
+
 if TYPE_CHECKING:
     from .consumer import BusConsumer
 
@@ -66,6 +68,10 @@ class Hub:
         self._reader: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._group_calls = asyncio.Semaphore(MAX_GROUP_CALLS)
+        #: Deliveries of published frames so far: written as pre-built frames (:mod:`channelbus.fastpath`),
+        #: and handed to the socket's ASGI ``send``.
+        self.raw_frames = 0
+        self.asgi_frames = 0
 
     @property
     def cross_process(self) -> bool:
@@ -207,15 +213,35 @@ class Hub:
             )
 
     async def deliver(self, topic: str, text: str, exclude: str | None = None) -> None:
-        """Hand one frame to every local follower of ``topic`` (the per-delivery hot path)."""
+        """Hand one frame to every local follower of ``topic`` (the per-delivery hot path).
+
+        A socket that may take pre-built frames (``connection.raw``, see :mod:`channelbus.fastpath`)
+        and has no ``send`` of its own in progress gets the frame framed once for all of them,
+        written to its transport; every other one gets the same ASGI ``websocket.send`` event.
+        """
         subscribers = self.members.get(topic)
         if not subscribers:
             return
         excluded = exclude.rpartition(ADDRESS_SEPARATOR)[2] if exclude else None
         event = {"type": "websocket.send", "text": text}
-        for connection in tuple(subscribers):
-            if connection.connection_id != excluded:
+        frame: bytes | None = None
+        raw_count = pushed = 0
+        try:
+            for connection in tuple(subscribers):
+                if connection.connection_id == excluded or connection.closed:
+                    continue
+                raw = connection.raw
+                if raw is not None and not connection.sending:
+                    if frame is None:
+                        frame = text_frame(text)
+                    if raw.write(frame):
+                        raw_count += 1
+                        continue
+                pushed += 1
                 await connection.push(event)
+        finally:
+            self.raw_frames += raw_count
+            self.asgi_frames += pushed
 
     async def _read(self) -> None:
         """Receive what other processes send to this hub's channel."""

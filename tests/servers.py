@@ -58,15 +58,23 @@ def migrate_demo(tmp_path: Path, env: dict[str, str] | None = None) -> None:
 
 @contextlib.contextmanager
 def demo_server(
-    tmp_path: Path, env: dict[str, str] | None = None, migrate: bool = True, args: tuple[str, ...] = ()
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    migrate: bool = True,
+    args: tuple[str, ...] = (),
+    command: tuple[str, ...] = ("manage.py", "runbus"),
 ) -> Iterator[str]:
-    """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``."""
+    """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``.
+
+    ``command`` replaces ``manage.py runbus`` (for example ``-m uvicorn demo_site.asgi:application``);
+    it gets ``--port`` and ``--log-level`` too.
+    """
     port = free_port()
     full_env = demo_env(tmp_path, env)
     if migrate:
         migrate_demo(tmp_path, env)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning", *args],
+        [sys.executable, *command, "--port", str(port), "--log-level", "warning", *args],
         cwd=DEMO,
         env=full_env,
         stdout=subprocess.PIPE,
