@@ -8,7 +8,7 @@ demo's settings plus the app ``bench/deferred_site`` (``DEMO_EXTRA_APPS=deferred
 Cases (``--cases``, comma-separated):
 
 * ``embedded``: the default: SQLite, in-memory channel layer, the django_tasks_db worker thread that
-  ``runbus`` starts in the server process (its polling interval is fixed at 0.1 s in runbus.py);
+  ``runbus`` starts in the server process (at its default ``--worker-interval`` of 0.1 s);
 * ``pg``: django_tasks_db on PostgreSQL (a fresh database) with one ``db_worker --no-reload
   --no-startup-delay --interval I`` process (``--intervals``, default 0.01; several values give one
   row each), the Redis channel layer, ``runbus --no-worker``;

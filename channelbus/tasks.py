@@ -67,20 +67,11 @@ def enqueue(
 
     ``seq`` is its place among the strictly ordered messages of its connection.
     """
-    user = meta.user
-    user_pk = str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else None
-    options: dict[str, Any] = {"queue_name": cls.queue_name, "priority": cls.priority}
-    delay = cls.delay if delay is None else delay
-    if delay:
-        if run_deferred.get_backend().supports_defer:
-            options["run_after"] = timezone.now() + timedelta(seconds=delay)
-        else:  # e.g. the immediate backend: wait here, then run
-            time.sleep(delay)
-    run_deferred.using(**options).enqueue(
+    args = (
         cls.name,
         payload,
         meta.trace_id,
-        user_pk,
+        _pk(meta.user),
         meta.channel_name,
         attempt,
         meta.received_at,
@@ -88,6 +79,18 @@ def enqueue(
         seq,
         waiting_since,
     )
+    _put(args, cls.queue_name, cls.priority, cls.delay if delay is None else delay)
+
+
+def _put(args: tuple[Any, ...], queue_name: str, priority: int, delay: float | None) -> None:
+    """Enqueue :func:`run_deferred` with ``args``, to run after ``delay`` seconds."""
+    options: dict[str, Any] = {"queue_name": queue_name, "priority": priority}
+    if delay:
+        if run_deferred.get_backend().supports_defer:
+            options["run_after"] = timezone.now() + timedelta(seconds=delay)
+        else:  # e.g. the immediate backend: wait here, then run
+            time.sleep(delay)
+    run_deferred.using(**options).enqueue(*args)
 
 
 @task()
@@ -110,14 +113,34 @@ def run_deferred(
         logger.error("channelbus: deferred job for unregistered type %s (i=%s)", type_name, trace_id)
         reply.error(ServerError(trace_id=trace_id))
         return  # its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT
+    if seq is not None and address is not None:
+        if not _my_turn(address, seq, waiting_since):
+            # An earlier message of this connection has not finished: wait for it, in any worker.
+            since = waiting_since or time.time()
+            _park(
+                (
+                    type_name,
+                    payload,
+                    trace_id,
+                    user_pk,
+                    address,
+                    attempt,
+                    received_at,
+                    registry_name,
+                    seq,
+                    since,
+                ),
+                cls,
+            )
+            return
+        if waiting_since is not None:  # a job that waited has copies (a wake-up, looks): one runs it
+            if not cache.add(_order_key(address, f"run:{seq}:{attempt}"), True, ORDER_STATE_SECONDS):
+                return
+            cache.delete(_order_key(address, f"parked:{seq}"))
     user: Any = AnonymousUser()
     if user_pk is not None:
         user = get_user_model()._default_manager.filter(pk=user_pk).first() or AnonymousUser()
     meta = Metadata(trace_id, user, None, address, received_at, _registry(registry_name), None)
-    if seq is not None and address is not None and not _my_turn(address, seq, waiting_since):
-        # An earlier message of this connection has not finished: try again shortly, in any worker.
-        enqueue(cls, payload, meta, attempt, ORDER_POLL_SECONDS, seq, waiting_since or time.time())
-        return
     try:
         message = cls.from_payload(payload, meta)
     except BusError as exc:  # the schema changed between enqueue and run
@@ -132,12 +155,45 @@ def run_deferred(
 
 
 def finish_place(address: str | None, seq: int | None) -> None:
-    """Record that the strictly ordered job at place ``seq`` of a connection is over (never going back)."""
+    """Record that the strictly ordered job at place ``seq`` of a connection is over (never going back),
+    and wake the job at the next place if it is parked."""
     if seq is None or address is None:
         return
     key = _order_key(address)
     if cache.get(key, 0) < seq:
         cache.set(key, seq, ORDER_STATE_SECONDS)
+    parked_key = _order_key(address, f"parked:{seq + 1}")
+    parked = cache.get(parked_key)
+    if parked is None:
+        return
+    cache.delete(parked_key)
+    args, queue_name, priority = parked
+    try:
+        _put(tuple(args), queue_name, priority, None)
+    except Exception:  # its next look, already queued, finds the turn instead
+        logger.warning("channelbus: could not wake job %d of %s", seq + 1, address, exc_info=True)
+
+
+def _park(args: tuple[Any, ...], cls: type[Message]) -> None:
+    """Let a strictly ordered job wait for its turn without a queued look every few milliseconds.
+
+    It leaves its arguments in the cache for the predecessor, which queues it at once when it
+    finishes (:func:`finish_place`), and queues one look of its own, later and later while it waits
+    (``ORDER_POLL_SECONDS`` doubling up to ``ORDER_POLL_MAX_SECONDS``, and at the latest just after
+    ``STRICT_ORDER_TIMEOUT``): a predecessor that is lost, or that finished before the arguments
+    were there, is not waited for in vain. Whichever copy finds the turn first runs the job; the
+    others find it taken (``cache.add``) and end.
+    """
+    address, seq, since = args[4], args[8], args[9]
+    timeout = settings.STRICT_ORDER_TIMEOUT
+    cache.set(_order_key(address, f"parked:{seq}"), (args, cls.queue_name, cls.priority), timeout + 3600)
+    waited = time.time() - since
+    delay = min(ORDER_POLL_MAX_SECONDS, max(ORDER_POLL_SECONDS, waited))
+    if waited < timeout:
+        delay = min(delay, timeout - waited + ORDER_POLL_SECONDS / 4)
+    if cache.get(_order_key(address), 0) >= seq - 1:
+        delay = 0  # the predecessor finished meanwhile, maybe before the arguments were there
+    _put(args, cls.queue_name, cls.priority, delay)
 
 
 def _run(
@@ -191,14 +247,17 @@ def _run(
     reply.result(cls, result)
 
 
-#: Seconds between two looks at whether a strictly ordered job's turn has come.
+#: Seconds before the first look of a parked strictly ordered job at whether its turn has come; each
+#: next look waits as long as the job has waited so far, at most ``ORDER_POLL_MAX_SECONDS``.
 ORDER_POLL_SECONDS = 0.2
+ORDER_POLL_MAX_SECONDS = 5.0
 #: How long the last finished place of a connection is remembered.
 ORDER_STATE_SECONDS = 24 * 3600
 
 
-def _order_key(address: str) -> str:
-    return f"channelbus:order:{address}"
+def _order_key(address: str, what: str = "") -> str:
+    """The cache key of a connection's last finished place, or of ``what`` about one of its places."""
+    return f"channelbus:order:{address}:{what}" if what else f"channelbus:order:{address}"
 
 
 def _my_turn(address: str, seq: int, waiting_since: float | None) -> bool:

@@ -311,3 +311,39 @@ def test_a_time_limit_in_the_main_thread_keeps_an_outer_alarm():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_waiting_strict_job_is_parked_woken_by_its_predecessor_and_run_once(user, settings):
+    """On the database queue: a job whose turn has not come leaves one later look in the queue, not
+    one every 0.2 s; the predecessor's end queues it at once; of its copies, one runs it."""
+    import time
+    import uuid
+
+    from django_tasks_db.models import DBTaskResult
+
+    from channelbus.messages import Metadata
+    from channelbus.registry import incoming
+    from channelbus.tasks import enqueue, finish_place, run_deferred
+    from tests.testapp.models import Note
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    address = f"test.hub|{uuid.uuid4().hex}"
+    meta = Metadata(None, user, None, address, time.time(), incoming)
+    enqueue(incoming.get("test.strict_note"), {"text": "second"}, meta, seq=2)
+
+    def run(rows):  # what a db_worker does with rows it took
+        for row in rows:
+            row.delete()
+            run_deferred.call(*row.args_kwargs["args"], **row.args_kwargs["kwargs"])
+
+    run(list(DBTaskResult.objects.ready()))  # place 1 has not finished: the job parks
+    assert Note.objects.count() == 0
+    assert DBTaskResult.objects.ready().count() == 0  # nothing to do before its next look ...
+    look = DBTaskResult.objects.get()  # ... which is queued for later
+    finish_place(address, 1)  # place 1 ends: the job is queued again, to run now
+    woken = list(DBTaskResult.objects.ready())
+    assert len(woken) == 1 and DBTaskResult.objects.count() == 2
+    run(woken)
+    assert list(Note.objects.values_list("text", flat=True)) == ["second"]
+    run([DBTaskResult.objects.get(pk=look.pk)])  # the late look finds the turn taken
+    assert Note.objects.count() == 1

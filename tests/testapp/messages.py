@@ -267,3 +267,18 @@ class AsyncWriteAndPublish(Message):
         if self.data.fail:
             raise RuntimeError("failing after the publishes")
         return {"id": note.pk}
+
+
+@incoming.register
+class StrictNote(Message):
+    """Deferred and strictly ordered: writes a note."""
+
+    name = "test.strict_note"
+    schema = NoteText
+    deferred = True
+    ordering = "strict"
+
+    def handle(self):
+        from .models import Note
+
+        Note.objects.create(owner=self.user, text=self.data.text)
