@@ -6,10 +6,13 @@ Servers (all in ``bench/fanout_site/``), each case on a fresh process:
   (no Django, no Channels): the floor of any ASGI fan-out under uvicorn;
 * ``channels:<layer>``: plain Django Channels, an ``AsyncJsonWebsocketConsumer`` group broadcast
   (one channel-layer message and one ``send_json`` per subscriber);
-* ``channelbus:<layer>``: ``bench.shout`` → ``apublish(Shouted(...), to="bench.all")``, encoded once,
-  the same ASGI event handed to every local socket;
-* ``busraw:<layer>`` (experiment, not run by default): channelbus with ``Hub.deliver`` patched to
-  write one prebuilt WebSocket frame to every uvicorn transport (``asgi_bus_rawframe.py``).
+* ``channelbus:<layer>``: ``bench.shout`` → ``apublish(Shouted(...), to="bench.all")``, encoded once;
+  under uvicorn's default WebSocket implementation (and without compression) framed once too and
+  the same bytes written to every socket's transport (``channelbus.fastpath``, the ``RAW_FRAMES``
+  setting), otherwise the same ASGI event handed to every socket's ``send``;
+* ``busasgi:<layer>`` (not run by default): the same channelbus server with
+  ``CHANNELBUS["RAW_FRAMES"] = False``, so every delivery is an ASGI ``send``
+  (``asgi_bus_asgisend.py``): what the raw frames save, measured in the same run.
 
 Layers: ``memory`` (Channels' ``InMemoryChannelLayer``), ``pubsub`` (channels_redis
 ``RedisPubSubChannelLayer``), ``redis`` (channels_redis ``RedisChannelLayer``); every server gets
@@ -98,13 +101,13 @@ SERVER_LABELS = {
     "bare": "bare ASGI (floor)",
     "channels": "plain Channels",
     "channelbus": "channelbus",
-    "busraw": "channelbus + raw-frame patch (experiment)",
+    "busasgi": "channelbus, RAW_FRAMES off",
 }
 APPS = {
     "bare": "fanout_site.asgi_bare:application",
     "channels": "fanout_site.asgi_channels:application",
     "channelbus": "fanout_site.asgi_bus:application",
-    "busraw": "fanout_site.asgi_bus_rawframe:application",
+    "busasgi": "fanout_site.asgi_bus_asgisend:application",
 }
 DEFAULT_CASES = (
     "bare:none,channels:memory,channelbus:memory,channels:pubsub,channelbus:pubsub,channelbus:redis"
@@ -118,7 +121,7 @@ DEFAULT_CASES = (
 class Case:
     """A server under test on one channel layer."""
 
-    server: str  # "bare", "channels", "channelbus" or "busraw"
+    server: str  # "bare", "channels", "channelbus" or "busasgi"
     layer: str  # "none" (bare only), "memory", "pubsub" or "redis"
 
     @property
@@ -128,7 +131,7 @@ class Case:
     @property
     def bus(self) -> bool:
         """True for channelbus servers (subscribe with ``topic.subscribe``, publish ``bench.shout``)."""
-        return self.server in ("channelbus", "busraw")
+        return self.server in ("channelbus", "busasgi")
 
     @property
     def label(self) -> str:
@@ -852,7 +855,7 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
         server, _, layer = spec.partition(":")
         if server not in SERVER_LABELS or layer not in LAYER_LABELS:
             parser.error(
-                f"unknown case {spec!r}: use bare:none or channels|channelbus|busraw : memory|pubsub|redis"
+                f"unknown case {spec!r}: use bare:none or channels|channelbus|busasgi : memory|pubsub|redis"
             )
         if (server == "bare") != (layer == "none"):
             parser.error(f"unknown case {spec!r}: the bare ASGI app runs without a layer (bare:none)")

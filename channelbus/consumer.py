@@ -172,7 +172,8 @@ class BusConsumer:
         hub = self.hub = get_hub()
         await hub.start()
         await self.accept()
-        if settings.RAW_FRAMES:
+        # Pre-built frames (not for a subclass with a push() of its own: it must see every frame).
+        if settings.RAW_FRAMES and type(self).push is BusConsumer.push:
             self.raw = raw_socket(self._send)
         self.channel_name = address = hub.attach(self)
         self.session = ConnectionSession(address)

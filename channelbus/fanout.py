@@ -2,8 +2,10 @@
 
 One :class:`Hub` per event loop (one per server process under uvicorn) keeps
 which local connections follow which topic. A published frame is encoded
-once per topic and the same ASGI event is handed to every local socket: no
-JSON work, no Task and no database query per subscriber.
+once per topic; under uvicorn it is also framed once and the same bytes are
+written to every local socket's transport (:mod:`channelbus.fastpath`), and
+elsewhere the same ASGI event is handed to every socket's ``send``: no JSON
+work, no Task and no database query per subscriber.
 
 Across processes the hub, not each connection, talks to the channel layer:
 it owns one layer channel and joins one layer group per topic that has local

@@ -64,8 +64,14 @@ elif LAYER == "redis":
 else:
     raise ValueError(f"FANOUT_LAYER must be memory, pubsub or redis, not {LAYER!r}")
 
-# The load client is signed out and sends as fast as the broadcasts complete.
-CHANNELBUS = {"ALLOW_ANONYMOUS": True, "RATE_LIMIT": None, "MAX_TOPICS_PER_CONNECTION": 100}
+# The load client is signed out and sends as fast as the broadcasts complete. FANOUT_RAW_FRAMES=0
+# (asgi_bus_asgisend.py) turns the pre-built frames off: every delivery is an ASGI send.
+CHANNELBUS = {
+    "ALLOW_ANONYMOUS": True,
+    "RATE_LIMIT": None,
+    "MAX_TOPICS_PER_CONNECTION": 100,
+    "RAW_FRAMES": os.environ.get("FANOUT_RAW_FRAMES", "1") != "0",
+}
 
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
