@@ -233,12 +233,20 @@ class Hub:
                 if connection.connection_id == excluded or connection.closed:
                     continue
                 raw = connection.raw
-                if raw is not None and not connection.sending:
+                # RawSocket.write's test, inlined: no send of the connection's own in progress, not
+                # paused by flow control, open, transport not closing.
+                if (
+                    raw is not None
+                    and not connection.sending
+                    and raw.writable.is_set()
+                    and raw.conn.state is raw.open
+                    and not raw.transport.is_closing()
+                ):
                     if frame is None:
                         frame = text_frame(text)
-                    if raw.write(frame):
-                        raw_count += 1
-                        continue
+                    raw.transport.write(frame)
+                    raw_count += 1
+                    continue
                 pushed += 1
                 await connection.push(event)
         finally:

@@ -59,29 +59,30 @@ def text_frame(text: str) -> bytes:
 
 
 class RawSocket:
-    """One uvicorn ``websockets-sansio`` socket that may be written pre-built frames."""
+    """One uvicorn ``websockets-sansio`` socket that may be written pre-built frames.
 
-    __slots__ = ("_conn", "_open", "_protocol", "_transport", "_writable")
+    ``conn`` is its ``websockets`` protocol object, ``transport`` its asyncio transport, ``writable``
+    uvicorn's flow-control event and ``open`` websockets' ``OPEN`` state.
+    """
+
+    __slots__ = ("conn", "open", "transport", "writable")
 
     def __init__(self, protocol: Any, open_state: Any) -> None:
-        self._protocol = protocol
-        self._conn = protocol.conn
-        self._transport = protocol.transport
-        self._writable = protocol.writable
-        self._open = open_state
+        self.conn = protocol.conn
+        self.transport = protocol.transport
+        self.writable = protocol.writable
+        self.open = open_state
 
     def write(self, frame: bytes) -> bool:
         """Write ``frame`` now if a ``send`` would write it at once; False (nothing written) otherwise.
 
         The caller makes sure the connection has no ``send`` of its own in progress.
+        ``Hub.deliver`` makes the same test inline (it runs once per subscriber). After the
+        handshake, ``conn.state`` leaves ``OPEN`` whenever uvicorn sends or receives a close
+        or fails the connection (keepalive timeout, protocol error).
         """
-        if (
-            self._writable.is_set()
-            and self._conn.state is self._open
-            and not self._protocol.close_sent
-            and not self._transport.is_closing()
-        ):
-            self._transport.write(frame)
+        if self.writable.is_set() and self.conn.state is self.open and not self.transport.is_closing():
+            self.transport.write(frame)
             return True
         return False
 
