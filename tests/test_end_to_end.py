@@ -210,3 +210,22 @@ def test_runbus_serves_static_files_only_with_debug_and_staticfiles(settings):
     assert not serves_static(nostatic=True)
     settings.DEBUG = False
     assert not serves_static()
+
+
+async def test_runbus_turns_websocket_compression_off(server):
+    # Every browser offers permessage-deflate, as websockets' client does by default; runbus declines it so
+    # that a published frame is built once and written as is to every subscriber (docs/deployment.md).
+    from websockets.asyncio.client import connect
+
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{server}/")
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    async with connect(
+        f"ws://{server}/ws/",
+        origin=f"http://{server}",
+        additional_headers={"Cookie": cookie},
+        subprotocols=["channelbus.v1"],
+    ) as websocket:
+        assert "permessage-deflate" in websocket.request.headers["Sec-WebSocket-Extensions"]
+        assert websocket.response.headers.get("Sec-WebSocket-Extensions") is None
+        await websocket.send('{"t": "s.ping", "i": "1"}')
+        assert await websocket.recv() == '{"t":"s.pong","i":"1","s":"s"}'

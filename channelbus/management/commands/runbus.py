@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Options: ``--host``, ``--port``, ``--reload``, ``--log-level``, ``--no-worker``,
-        ``--nostatic``, ``--worker-interval``."""
+        ``--ws-deflate``, ``--nostatic``, ``--worker-interval``."""
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--reload", action="store_true", help="Restart when code changes.")
@@ -27,6 +27,12 @@ class Command(BaseCommand):
             "--no-worker",
             action="store_true",
             help="Do not run a task worker beside the server (the default runs one for django_tasks_db).",
+        )
+        parser.add_argument(
+            "--ws-deflate",
+            action="store_true",
+            help="Accept permessage-deflate (WebSocket compression). Off by default: small JSON frames gain "
+            "little, and each delivery would be compressed per socket instead of framed once for all.",
         )
         parser.add_argument(
             "--nostatic",
@@ -89,6 +95,7 @@ class Command(BaseCommand):
             log_level=options["log_level"],
             ws_max_size=max(settings_max_frame() * 2, 1 << 20),
             lifespan="off",
+            ws_per_message_deflate=options["ws_deflate"],
         )
 
 
