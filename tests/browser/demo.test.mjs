@@ -275,7 +275,9 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
       <input name="color" type="radio" value="red">
       <select name="many" multiple><option selected>1</option><option>2</option><option selected>3</option></select>
       <input name="off" disabled value="z"><input type="file" name="upload"><button name="go" value="1">Go</button>
-    </form>`);
+      <fieldset disabled><input name="inside" value="q"></fieldset>
+    </form>
+    <button id="nothing" data-bus-type="demo.ping">no payload</button><form id="empty"></form>`);
   await page.addScriptTag({ path: path.join(ROOT, "channelbus/static/channelbus/channelbus.js") });
   const result = await page.evaluate(() => {
     const { applyDomAction, formPayload } = window.channelbus;
@@ -316,6 +318,7 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
       checked: document.querySelector("#c").checked,
       focused: document.activeElement.id,
       payload: formPayload(document.querySelector("#f"), document.querySelector("button[name=go]")),
+      nothing: [formPayload(document.querySelector("#nothing")), formPayload(document.querySelector("#empty"))],
     };
   });
   assert.deepEqual(result.counts, [1, 1, 1, 1, 1, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, -1]);
@@ -334,6 +337,7 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
   assert.deepEqual(result.payload, {
     title: "Hi", n: null, m: 4, agree: true, tags: ["a", "c"], size: "l", color: null, many: ["1", "3"], go: "1",
   });
+  assert.deepEqual(result.nothing, [undefined, undefined], "nothing to send: no p");
   assert.equal(warnings.length, 4, warnings.join("\n"));
   assert.match(warnings.join("\n"), /no element matches "#missing"/);
   assert.match(warnings.join("\n"), /"p\[" is not a valid selector/);

@@ -322,3 +322,29 @@ test("applyDomAction: -1 for other types, a warning and 0 for a miss, a bad sele
     console.warn = warn;
   }
 });
+
+test("close() fails requests in flight with client.closed, not client.disconnected", async () => {
+  const { bus } = makeBus();
+  FakeSocket.last.open();
+  const inflight = bus.request("demo.slow", {});
+  bus.close();
+  await assert.rejects(inflight, { type: "client.closed" });
+});
+
+test("a refusal (4403) fails requests in flight with client.closed", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const inflight = bus.request("demo.slow", {});
+  ws.drop(4403, "Origin not allowed.");
+  await assert.rejects(inflight, { type: "client.closed" });
+});
+
+test("loading the script twice keeps the first copy and its bus", () => {
+  const source = readFileSync(new URL("../../channelbus/static/channelbus/channelbus.js", import.meta.url), "utf8");
+  const page = vm.createContext({ EventTarget, CustomEvent, setTimeout, clearTimeout, setInterval, clearInterval });
+  vm.runInContext(source, page);
+  const first = page.channelbus;
+  vm.runInContext(source, page);
+  assert.equal(page.channelbus, first);
+});

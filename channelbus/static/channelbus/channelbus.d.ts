@@ -152,8 +152,11 @@ export const BOUND_EVENTS: string[];
 export function applyDomAction(doc: Document, frame: Frame): number;
 /** Why the client refuses an attribute (on*, srcdoc, javascript: URLs), or null. */
 export function unsafeAttribute(name: string, value: string | null): string | null;
-/** The payload of a bound element (data-bus-payload, then its fields). Throws on a bad data-bus-payload. */
-export function formPayload(el: Element, submitter?: HTMLElement | null): Record<string, unknown>;
+/**
+ * The payload of a bound element (data-bus-payload, then its fields); undefined (no p) when there is nothing
+ * to send. Throws on a data-bus-payload that is not a JSON object.
+ */
+export function formPayload(el: Element, submitter?: HTMLElement | null): Record<string, unknown> | undefined;
 /** The form field names a pydantic location may have: "a.0.b", "a-0-b", "a". */
 export function fieldNames(loc: Array<string | number>): string[];
 export function showErrors(el: Element, error: BusError): void;

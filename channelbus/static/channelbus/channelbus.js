@@ -10,6 +10,8 @@
  */
 (function () {
   "use strict";
+  // Loaded twice (a <script> tag and the ES module wrapper): the first copy stays, with its one bus.
+  if (globalThis.channelbus && globalThis.channelbus.Bus) return;
 
   const PROTOCOL = "channelbus.v1";
   // Close codes after which the client does NOT reconnect: the server refused this user (4401, not signed
@@ -243,7 +245,7 @@
         const el = boundElement(event);
         if (!el) return;
         // No page load: not for a form's submit, a link, or a bound button inside a form.
-        if (event.type === "submit" || (event.type === "click" && ["A", "BUTTON"].includes(el.tagName))) {
+        if (event.type === "submit" || (event.type === "click" && (el.tagName === "A" || isButton(el)))) {
           event.preventDefault();
         }
         // A form is sent once at a time: a second submit while the first is pending is ignored.
@@ -397,7 +399,7 @@
       if (f.t === "topic.left" && f.i == null && f.p && this._subs.delete(f.p.topic)) {
         this._emit("subscriptionlost", { topic: f.p.topic, error: new BusError("topic.left", f.p, f) });
       }
-      if (this._dom && typeof f.t === "string" && f.t.startsWith("dom.")) this._applyDom(f);
+      if (this._dom && typeof f.t === "string" && f.t.startsWith("dom.")) this._safely((frame) => this._applyDom(frame), f);
       if (f.c != null) {
         const sub = this._subs.get(f.c);
         if (sub) for (const h of [...sub.handlers]) this._safely(h, f);
@@ -450,8 +452,10 @@
       clearInterval(this._pingTimer);
       this._pingTimer = null;
       // Requests already sent get no reply on a new socket: fail them now. Queued ones wait for the next.
+      // When this close is final (close(), or a refusal), they all fail with client.closed below instead.
+      const final = this._stopped || NO_RECONNECT_CODES.includes(code);
       for (const [id, entry] of this._pending) {
-        if (!entry.sent) continue;
+        if (!entry.sent || final) continue;
         clearTimeout(entry.timer);
         this._pending.delete(id);
         entry.reject(new BusError("client.disconnected", { msg: "The connection closed before the reply." }));
@@ -595,8 +599,16 @@
   const BOUND_EVENTS = ["submit", "change", "input", "click"];
   const FIELD_TAGS = ["INPUT", "SELECT", "TEXTAREA"];
 
+  const BUTTON_TYPES = ["submit", "button", "reset", "image"];
+
+  /** A <button>, or an <input> of a button type. */
+  function isButton(el) {
+    return el.tagName === "BUTTON" || (el.tagName === "INPUT" && BUTTON_TYPES.includes(el.type));
+  }
+
   function defaultEvent(el) {
     if (el.tagName === "FORM") return "submit";
+    if (isButton(el)) return "click";
     return FIELD_TAGS.includes(el.tagName) ? "change" : "click";
   }
 
@@ -633,6 +645,12 @@
   function formPayload(el, submitter = null) {
     let payload = {};
     const raw = el.getAttribute("data-bus-payload");
+    // Nothing to send (no data-bus-payload, a form without fields, an element without a name): no p at all,
+    // as a message type without a schema wants. A type whose fields all have defaults wants {}: say so
+    // with data-bus-payload="{}".
+    if (!raw && !(el.tagName === "FORM" && el.elements.length) && !(FIELD_TAGS.includes(el.tagName) && el.name)) {
+      return undefined;
+    }
     if (raw) {
       try {
         payload = JSON.parse(raw);
@@ -646,7 +664,7 @@
     if (el.tagName === "FORM") {
       const groups = new Map();
       for (const field of el.elements) {
-        if (!field.name || field.disabled || field.name === "csrfmiddlewaretoken") continue;
+        if (!field.name || field.matches(":disabled") || field.name === "csrfmiddlewaretoken") continue;
         if (SKIPPED_TYPES.includes(field.type) || field.tagName === "BUTTON" || field.tagName === "FIELDSET") continue;
         if (!groups.has(field.name)) groups.set(field.name, []);
         groups.get(field.name).push(field);
@@ -668,6 +686,7 @@
     } else if (FIELD_TAGS.includes(el.tagName) && el.name) {
       payload[el.name] = fieldValue(el);
     }
+    if (el.tagName === "FORM" && !raw && !Object.keys(payload).length) return undefined;
     return payload;
   }
 
@@ -678,6 +697,14 @@
   }
 
   let errorIds = 0;
+  // What showErrors changed for a bound element's root: {fields: Set, boxes: Set}, undone by clearErrors.
+  const shownErrors = new WeakMap();
+
+  function shownFor(root) {
+    let shown = shownErrors.get(root);
+    if (!shown) shownErrors.set(root, (shown = { fields: new Set(), boxes: new Set() }));
+    return shown;
+  }
 
   function findField(root, loc) {
     for (const name of fieldNames(loc)) {
@@ -695,7 +722,7 @@
 
   function markInvalid(root, field, msg) {
     field.setAttribute("aria-invalid", "true");
-    field.setAttribute("data-bus-invalid", "");
+    shownFor(root).fields.add(field);
     let box = errorBox(root, field.name);
     if (!box) {
       box = field.nextElementSibling && field.nextElementSibling.hasAttribute("data-bus-generated")
@@ -708,7 +735,7 @@
       field.after(box);
     }
     if (!box.id) box.id = `bus-error-${++errorIds}`;
-    box.setAttribute("data-bus-error-shown", "");
+    shownFor(root).boxes.add(box);
     box.textContent = box.textContent ? `${box.textContent} ${msg}` : msg;
     const described = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
     if (!described.includes(box.id)) field.setAttribute("aria-describedby", [...described, box.id].join(" "));
@@ -739,28 +766,26 @@
       if (root.tagName === "FORM") root.prepend(box);
       else root.after(box);
     }
-    box.setAttribute("data-bus-error-shown", "");
+    shownFor(root).boxes.add(box);
     box.textContent = general.join(" ");
   }
 
-  /** Remove what showErrors added under a bound element. */
+  /** Undo what showErrors did for a bound element: marks, messages and aria-describedby entries. */
   function clearErrors(el) {
     const root = el.tagName === "FORM" ? el : (el.form || el);
-    const scope = root.tagName === "FORM" ? root : root.parentNode || root;
-    for (const field of scope.querySelectorAll("[data-bus-invalid]")) {
+    const shown = shownErrors.get(root);
+    if (!shown) return;
+    shownErrors.delete(root);
+    const ids = new Set(Array.from(shown.boxes, (box) => box.id).filter(Boolean));
+    for (const field of shown.fields) {
       field.removeAttribute("aria-invalid");
-      field.removeAttribute("data-bus-invalid");
-      const ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
-      const kept = ids.filter((id) => { const box = field.ownerDocument.getElementById(id); return !box || !box.hasAttribute("data-bus-error-shown"); });
+      const kept = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter((id) => id && !ids.has(id));
       if (kept.length) field.setAttribute("aria-describedby", kept.join(" "));
       else field.removeAttribute("aria-describedby");
     }
-    for (const box of scope.querySelectorAll("[data-bus-error-shown]")) {
+    for (const box of shown.boxes) {
       if (box.hasAttribute("data-bus-generated")) box.remove();
-      else {
-        box.textContent = "";
-        box.removeAttribute("data-bus-error-shown");
-      }
+      else box.textContent = "";
     }
   }
 
