@@ -29,6 +29,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.signals import setting_changed
 
 from .fastpath import text_frame
 
@@ -330,6 +331,21 @@ _serving: Hub | None = None
 async def _on_loop_of(hub: Hub, coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` on ``hub``'s event loop (another thread) and wait for it."""
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, hub.loop))
+
+
+def _forget_layer_choice(*, setting: str, **kwargs: Any) -> None:
+    """When ``CHANNEL_LAYERS`` changes (``override_settings`` in tests), as Channels resets its layers,
+    hubs that serve no connection and read no channel (a worker's sender loop) pick the layer again."""
+    if setting != "CHANNEL_LAYERS":
+        return
+    for hub in list(_hubs.values()):
+        if not hub.connections and hub._reader is None and hub._starting is None:
+            hub.layer = None
+            hub.channel = LOCAL
+            hub._layer_picked = False
+
+
+setting_changed.connect(_forget_layer_choice)
 
 
 def get_hub() -> Hub:

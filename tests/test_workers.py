@@ -85,10 +85,11 @@ def deployment(tmp_path, postgres_db):
             worker.wait(10)
 
 
-async def test_strict_order_with_three_workers_on_postgres(deployment):
-    cookies = await asyncio.to_thread(fetch_cookies, f"http://{deployment}/")
-    async with BusClient(f"ws://{deployment}/ws/", cookies=cookies) as bus:
-        rng = random.Random(7)
+async def _ordered_run(address, seed):
+    """A new guest sends 10 strictly ordered jobs of random durations at once; the replies as they came."""
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{address}/")
+    async with BusClient(f"ws://{address}/ws/", cookies=cookies) as bus:
+        rng = random.Random(seed)
         steps = [{"n": n, "ms": rng.choice([0, 20, 80, 150])} for n in range(10)]
         replies = []
 
@@ -96,6 +97,18 @@ async def test_strict_order_with_three_workers_on_postgres(deployment):
             replies.append(await bus.request("e2e.ordered", step, timeout=60))
 
         await asyncio.gather(*(one(step) for step in steps))
+        return replies
+
+
+async def test_strict_order_with_three_workers_on_postgres(deployment):
+    # Two tabs at once: each one's jobs run one after another in its order, while the two chains run side
+    # by side on different workers (a finished job wakes its successor, which any idle worker may take).
+    runs = await asyncio.gather(_ordered_run(deployment, 7), _ordered_run(deployment, 8))
+    for replies in runs:
+        assert [r["n"] for r in replies] == list(range(10))
+    assert len({r["worker"] for replies in runs for r in replies}) >= 2, "the jobs should spread over workers"
+    cookies = await asyncio.to_thread(fetch_cookies, f"http://{deployment}/")
+    async with BusClient(f"ws://{deployment}/ws/", cookies=cookies) as bus:
         # demo.count goes through a worker process too: q, r, progress, s reach this socket over Redis.
         seen = []
         done = await bus.request_frame("demo.count", {"to": 3}, timeout=30, on_state=seen.append)
@@ -103,8 +116,6 @@ async def test_strict_order_with_three_workers_on_postgres(deployment):
         with pytest.raises(RequestFailed) as exc:
             await bus.request("e2e.overrun", {"seconds": 5}, timeout=30)
         assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
-    assert [r["n"] for r in replies] == list(range(10))
-    assert len({r["worker"] for r in replies}) >= 2, "the jobs should have spread over several workers"
     assert done["p"] == {"total": 3} and [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
 
 
