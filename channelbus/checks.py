@@ -8,6 +8,7 @@
 * ``channelbus.W003`` channels_redis's ``RedisChannelLayer`` with redis-py 8's 5 s socket timeout
 * ``channelbus.E004`` two topic kinds registered under one name
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
+* ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 """
 
 from __future__ import annotations
@@ -163,6 +164,45 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             )
         ]
     return []
+
+
+@register(Tags.database)
+def check_sqlite_queue(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """W004: django_tasks_db queues jobs in a SQLite database whose transactions are not IMMEDIATE."""
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+    except ImportError:
+        return []
+    from django.db import router
+    from django.utils.module_loading import import_string
+
+    warnings = []
+    tasks = getattr(django_settings, "TASKS", None) or {}
+    for name, config in tasks.items():
+        try:
+            backend = import_string(str((config or {}).get("BACKEND", "")))
+        except ImportError:
+            continue  # Django's own task checks report a backend that does not import
+        if not (isinstance(backend, type) and issubclass(backend, DatabaseBackend)):
+            continue
+        from django_tasks_db.models import DBTaskResult
+
+        alias = router.db_for_write(DBTaskResult)
+        database = django_settings.DATABASES.get(alias) or {}
+        if not str(database.get("ENGINE", "")).endswith("sqlite3"):
+            continue
+        if str((database.get("OPTIONS") or {}).get("transaction_mode", "")).upper() != "IMMEDIATE":
+            warnings.append(
+                Warning(
+                    f"TASKS[{name!r}] queues jobs in the SQLite database {alias!r} without "
+                    "transaction_mode 'IMMEDIATE': the server and a worker writing at once can fail "
+                    "with 'database is locked'.",
+                    hint=f'In DATABASES[{alias!r}]["OPTIONS"] set "transaction_mode": "IMMEDIATE", '
+                    '"timeout": 20 and "init_command": "PRAGMA journal_mode=WAL;" (docs/deployment.md).',
+                    id="channelbus.W004",
+                )
+            )
+    return warnings
 
 
 def _redis_py_major() -> int:

@@ -1,9 +1,10 @@
 """System checks."""
 
+import pytest
 from django.test import override_settings
 
 from channelbus import Message, incoming
-from channelbus.checks import check_channel_layer, check_registries, check_settings
+from channelbus.checks import check_channel_layer, check_registries, check_settings, check_sqlite_queue
 
 
 def ids(messages):
@@ -135,3 +136,22 @@ def test_message_timeouts():
     assert ids(errors) == ["channelbus.E005"] * 2
     assert [e.obj for e in errors] == [Zero, Text]
     assert "Zero.timeout must be None or a positive number of seconds, not 0" in errors[0].msg
+
+
+DB_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_sqlite_job_queue_without_immediate_transactions(settings):
+    settings.TASKS = DB_QUEUE  # the test database is SQLite without OPTIONS
+    warnings = check_sqlite_queue()
+    assert ids(warnings) == ["channelbus.W004"]
+    assert "database is locked" in warnings[0].msg and '"transaction_mode": "IMMEDIATE"' in warnings[0].hint
+    settings.DATABASES = {
+        "default": {**settings.DATABASES["default"], "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
+    }
+    assert check_sqlite_queue() == []
+
+
+def test_no_sqlite_warning_for_other_task_backends():
+    assert check_sqlite_queue() == []  # the test settings use the immediate backend

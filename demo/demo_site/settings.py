@@ -46,6 +46,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+        # The server and the embedded worker thread write at once: WAL lets reads go on during a write,
+        # IMMEDIATE transactions wait for the lock (up to timeout s) instead of failing with "database is
+        # locked" when a read turns into a write (docs/deployment.md).
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
     }
 }
 
