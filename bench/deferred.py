@@ -14,7 +14,14 @@ Cases (``--cases``, comma-separated):
   row each), the Redis channel layer, ``runbus --no-worker``;
 * ``rq``: django-tasks-rq with one ``rqworker --job-class django_tasks_rq.Job --with-scheduler
   default`` process (rq's default ``Worker``: it forks a work horse per job), the Redis layer;
-* ``rq-simple`` (extra): the same with ``--worker-class rq.worker.SimpleWorker`` (no fork per job).
+* ``rq-simple`` (extra): the same with ``--worker-class rq.worker.SimpleWorker`` (no fork per job);
+* ``envelope-rq``: channels-envelope 1.1's RQ path, for comparison with ``rq``: the project
+  ``bench/envelope_site`` (envelope's own ``WebsocketConsumer`` at ``/ws/``, ``bench.job`` as a
+  ``DeferredJob`` that sends ``q`` from ``post_queue`` and ``s`` from the worker) served by uvicorn,
+  with one ``rqworker <queue>`` process (rq's default forking ``Worker``), the Redis layer, SQLite.
+  It runs in the throwaway virtualenv ``bench/.envelope-venv`` (channels-envelope requires
+  pydantic < 2), which the first run creates from ``bench/envelope_site/requirements.txt``; the
+  client speaks envelope's wire format (``{"t", "i", "p"}`` in, the same keys plus ``s`` out).
 
 A case may carry modifiers: ``+persistent`` sets ``CONN_MAX_AGE=600`` (the demo has 0: Django opens
 a new database connection per consumer database call and per worker loop), ``+wal`` opens SQLite
@@ -95,6 +102,8 @@ class Case:
     worker: tuple[str, ...] | None
     postgres: bool = False
     redis: bool = False
+    #: "channelbus" (the demo under runbus) or "envelope" (bench/envelope_site in its own virtualenv).
+    kind: str = "channelbus"
 
 
 @dataclass
@@ -212,10 +221,10 @@ class Resources:
         self.redis_db: int | None = None
         self.prefixes: list[str] = []
 
-    def start(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    def start(self, argv: list[str], env: dict[str, str], log: Path, cwd: Path = DEMO) -> subprocess.Popen:
         out = open(log, "w")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(
-            argv, cwd=DEMO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         proc.log_file = out  # type: ignore[attr-defined]
         self.procs.append(proc)
@@ -305,10 +314,20 @@ def make_case(key: str, interval: str, res: Resources) -> Case:
     ``key`` is a base (embedded, pg, rq, rq-simple) with optional ``+wal`` (SQLite in WAL mode, the
     embedded case) and ``+persistent`` (``CONN_MAX_AGE=600``) modifiers, e.g. ``pg+persistent``.
     """
+    if key == ENVELOPE_CASE:
+        url, _ = res.redis()
+        prefix = f"envbench{uuid.uuid4().hex[:8]}"
+        res.prefixes.append(prefix)
+        queue = f"envbench_{uuid.uuid4().hex[:8]}"
+        env = {"REDIS_URL": url, "ENVELOPE_BENCH_PREFIX": prefix, "ENVELOPE_BENCH_QUEUE": queue}
+        label = "channels-envelope 1.1.0: RQ + rqworker (forks per job), Redis layer"
+        return Case(key, label, env, ("rqworker", queue), redis=True, kind="envelope")
     base, *mods = key.split("+")
     unknown = set(mods) - {"wal", "persistent"}
     if unknown or base not in ("embedded", "pg", "rq", "rq-simple"):
-        raise ValueError(f"unknown case {key!r}: embedded, pg, rq or rq-simple, then +wal, +persistent")
+        raise ValueError(
+            f"unknown case {key!r}: embedded, pg, rq or rq-simple, then +wal, +persistent; or {ENVELOPE_CASE}"
+        )
     env: dict[str, str] = {}
     notes = []
     if "wal" in mods:
@@ -352,6 +371,107 @@ def demo_env(case: Case, tmp: Path) -> dict[str, str]:
     }
 
 
+# ---------------------------------------------------------------------------------------- channels-envelope
+
+
+ENVELOPE_CASE = "envelope-rq"
+ENVELOPE_VENV = BENCH_DIR / ".envelope-venv"
+ENVELOPE_REQUIREMENTS = BENCH_DIR / "envelope_site" / "requirements.txt"
+
+
+def envelope_python() -> Path:
+    """The interpreter of ``bench/.envelope-venv``, created (once) from ``envelope_site/requirements.txt``.
+
+    The virtualenv is reused while the requirements file is unchanged (its text is kept beside it).
+    """
+    python = ENVELOPE_VENV / "bin" / "python"
+    stamp = ENVELOPE_VENV / "bench-requirements.txt"
+    wanted = ENVELOPE_REQUIREMENTS.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"creating {ENVELOPE_VENV} (channels-envelope and its server stack) ...", file=sys.stderr)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(ENVELOPE_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ENVELOPE_REQUIREMENTS)], check=True)
+    stamp.write_text(wanted)
+    return python
+
+
+def envelope_env(case: Case, tmp: Path) -> dict[str, str]:
+    pythonpath = os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "envelope_site.settings",
+        "ENVELOPE_BENCH_DB": str(tmp / "envelope.sqlite3"),
+        "PYTHONPATH": pythonpath,
+        "PYTHONUNBUFFERED": "1",
+        **case.env,
+    }
+
+
+class EnvelopeClient:
+    """One WebSocket connection speaking channels-envelope's wire format, shaped like ``BusClient``.
+
+    A request is ``{"t": name, "i": id, "p": payload}`` (envelope limits ``i`` to 20 characters);
+    replies carry the same ``i`` and a state ``s``. ``request_frame`` returns the first reply in
+    state ``s`` (success) or ``f`` (failed: an error type such as ``error.job``) and calls ``on_state``
+    with the others (``q``).
+    """
+
+    def __init__(self, url: str, *, cookies: dict[str, str]) -> None:
+        self.url = url
+        self.headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+        self.websocket = None
+        self._ids = iter(range(10**12))
+        self._pending: dict[str, tuple[asyncio.Future, object]] = {}
+        self._reader: asyncio.Task | None = None
+
+    async def __aenter__(self) -> EnvelopeClient:
+        from websockets.asyncio.client import connect
+
+        origin = "http://" + self.url.split("//", 1)[1].split("/", 1)[0]
+        self.websocket = await connect(
+            self.url, origin=origin, additional_headers=self.headers, compression=None
+        )
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.websocket.close()
+        self._reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self._reader
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.websocket:
+                frame = json.loads(raw)
+                entry = self._pending.get(str(frame.get("i")))
+                if entry is None:
+                    continue
+                future, on_state = entry
+                if frame.get("s") in ("s", "f"):
+                    del self._pending[str(frame["i"])]
+                    if not future.done():
+                        future.set_result(frame)
+                elif on_state is not None:
+                    on_state(frame)
+        finally:
+            for future, _ in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+
+    async def request_frame(self, name: str, payload: dict, *, timeout: float, on_state=None) -> dict:
+        i = str(next(self._ids))
+        future = asyncio.get_running_loop().create_future()
+        self._pending[i] = (future, on_state)
+        await self.websocket.send(json.dumps({"t": name, "i": i, "p": payload}))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(i, None)
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -389,8 +509,9 @@ async def measure(
     args: argparse.Namespace,
     pids: tuple,
     database: str | None,
+    client: type = BusClient,
 ) -> None:
-    async with BusClient(url, cookies=cookies) as bus:
+    async with client(url, cookies=cookies) as bus:
         counter = iter(range(10**9))
         for _ in range(args.warmup):
             await one_request(bus, next(counter))
@@ -452,23 +573,32 @@ async def measure(
 
 def run_case(case: Case, args: argparse.Namespace, res: Resources) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix=f"cbbench-{case.key.replace(':', '-')}-", dir=res.tmp))
-    env = demo_env(case, tmp)
+    envelope = case.kind == "envelope"
+    if envelope:  # bench/envelope_site in its own virtualenv, served by uvicorn
+        python, cwd, env = str(envelope_python()), BENCH_DIR, envelope_env(case, tmp)
+        django = [python, "-m", "django"]
+    else:
+        python, cwd, env = sys.executable, DEMO, demo_env(case, tmp)
+        django = [python, "manage.py"]
     database = None
     if case.postgres:
         database = res.create_database()
         env["DEMO_POSTGRES_DB"] = database
     worker = server = None
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=DEMO, env=env, check=True
-        )
+        subprocess.run([*django, "migrate", "--noinput", "-v0"], cwd=cwd, env=env, check=True)
         if case.worker is not None:
-            worker = res.start([sys.executable, "manage.py", *case.worker], env, tmp / "worker.log")
+            worker = res.start([*django, *case.worker], env, tmp / "worker.log", cwd)
         port = free_port()
-        server_argv = [sys.executable, "manage.py", "runbus", "--port", str(port), "--log-level", "warning"]
-        if case.worker is not None:
+        if envelope:  # uvicorn's defaults as runbus uses them: uvloop, httptools, websockets
+            server_argv = [python, "-m", "uvicorn", "envelope_site.asgi:application", "--port", str(port)]
+            server_argv += ["--log-level", "warning", "--lifespan", "off"]
+            server_argv += ["--ws-per-message-deflate", "false"]
+        else:
+            server_argv = [*django, "runbus", "--port", str(port), "--log-level", "warning"]
+        if case.worker is not None and not envelope:
             server_argv.append("--no-worker")
-        server = res.start(server_argv, env, tmp / "server.log")
+        server = res.start(server_argv, env, tmp / "server.log", cwd)
         wait_for_port(port, server, tmp / "server.log")
         if worker is not None:
             time.sleep(1.0)  # let the worker finish starting (imports, Redis/DB connections)
@@ -485,11 +615,12 @@ def run_case(case: Case, args: argparse.Namespace, res: Resources) -> Result:
         result.idle_cpu = (proc_cpu(pids[0]) + proc_cpu(pids[1]) - idle0) / took
         result.pg_sessions_idle = (pg_sessions(database) - sessions0) / took
         cookies = fetch_cookies(f"http://127.0.0.1:{port}/")
-        asyncio.run(measure(f"ws://127.0.0.1:{port}/ws/", cookies, result, args, pids, database))
+        client = EnvelopeClient if envelope else BusClient
+        asyncio.run(measure(f"ws://127.0.0.1:{port}/ws/", cookies, result, args, pids, database, client))
         for proc in (server, worker):
             if proc is not None:
                 res.stop(proc)
-        breakdown(env, result)
+        breakdown(env, result, django, cwd)
         return result
     except BaseException:
         for name in ("server.log", "worker.log"):
@@ -513,6 +644,7 @@ def run_case(case: Case, args: argparse.Namespace, res: Resources) -> Result:
 #: Printed by ``manage.py shell``: [enqueued, started, finished] (epoch seconds) of every finished job.
 TIMESTAMPS = """
 import json
+import os
 from datetime import timezone
 from django.conf import settings
 
@@ -522,7 +654,15 @@ def epoch(value):
     return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 rows = []
-if "django_tasks_rq" in settings.TASKS["default"]["BACKEND"]:
+if os.environ.get("ENVELOPE_BENCH_QUEUE"):  # channels-envelope: its own RQ queue
+    import django_rq
+    from rq.job import Job
+    queue = django_rq.get_queue(os.environ["ENVELOPE_BENCH_QUEUE"])
+    ids = queue.finished_job_registry.get_job_ids()
+    for job in Job.fetch_many(ids, connection=queue.connection):
+        if job is not None:
+            rows.append([epoch(job.enqueued_at), epoch(job.started_at), epoch(job.ended_at)])
+elif "django_tasks_rq" in settings.TASKS["default"]["BACKEND"]:
     import django_rq
     from rq.job import Job
     queue = django_rq.get_queue("default")
@@ -540,11 +680,11 @@ print(json.dumps(rows))
 """
 
 
-def breakdown(env: dict[str, str], result: Result) -> None:
+def breakdown(env: dict[str, str], result: Result, django: list[str], cwd: Path) -> None:
     """Queue wait (enqueued → started) and run (started → finished) per phase, as the backend saw them."""
     out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", TIMESTAMPS],
-        cwd=DEMO,
+        [*django, "shell", "-c", TIMESTAMPS],
+        cwd=cwd,
         env=env,
         check=True,
         capture_output=True,
