@@ -33,14 +33,13 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.dispatch import Signal
-from pydantic import BaseModel
 
 from . import signals
 from .conf import settings
 from .connections import ConnectionSession, activity_interval
 from .fanout import Hub, get_hub
 from .fastpath import RawSocket, raw_socket
-from .messages import Message, Metadata
+from .messages import Message, Metadata, reply_frame
 from .protocol import (
     BadRequest,
     BusError,
@@ -67,7 +66,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SUBPROTOCOL = "channelbus.v1"
-_SUCCESS = states.SUCCESS
 
 
 class _TokenBucket:
@@ -577,17 +575,6 @@ def _trace_id_of(event: dict[str, Any], max_bytes: int) -> str | None:
         return decode(data, max_bytes).i
     except BusError as exc:
         return exc.trace_id
-
-
-def reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:
-    """The ``s`` frame answering a request of type ``cls`` with a handler's ``result``."""
-    if result is None:
-        return encode(cls.name, i=trace_id, s=_SUCCESS)
-    if isinstance(result, Message):
-        return result.encode(i=trace_id, s=_SUCCESS)
-    if isinstance(result, BaseModel):
-        result = result.model_dump(mode="json")
-    return encode(cls.name, result, i=trace_id, s=_SUCCESS)
 
 
 def _check_allowed(cls: type[Message], meta: Metadata, connection: BusConsumer) -> None:

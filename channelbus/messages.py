@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .protocol import ValidationFailed, encode, valid_type_name
+from .protocol import ValidationFailed, encode, states, valid_type_name
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -261,3 +261,18 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.data!r}>"
+
+
+def reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:
+    """The ``s`` frame answering a request of type ``cls`` with a handler's ``result``.
+
+    ``None`` gives a frame without ``p``; a :class:`Message` is encoded as itself; a pydantic
+    model is dumped in JSON mode; anything else is encoded as the payload.
+    """
+    if result is None:
+        return encode(cls.name, i=trace_id, s=states.SUCCESS)
+    if isinstance(result, Message):
+        return result.encode(i=trace_id, s=states.SUCCESS)
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    return encode(cls.name, result, i=trace_id, s=states.SUCCESS)

@@ -31,7 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .conf import settings
-from .messages import Message, Metadata
+from .messages import Message, Metadata, reply_frame
 from .protocol import BusError, JobFailed, ServerError, encode, error_frame, states
 from .publishing import FrameSender, hold_publishes, publish
 from .registry import Registry, all_registries, incoming
@@ -329,8 +329,6 @@ class _Replier:
     def result(self, cls: type[Message], result: Any) -> None:
         if self.trace_id is None:
             return
-        from .consumer import reply_frame
-
         self._send(reply_frame(cls, self.trace_id, result))
 
     def error(self, error: BusError) -> None:

@@ -347,3 +347,26 @@ def test_a_waiting_strict_job_is_parked_woken_by_its_predecessor_and_run_once(us
     assert list(Note.objects.values_list("text", flat=True)) == ["second"]
     run([DBTaskResult.objects.get(pk=look.pk)])  # the late look finds the turn taken
     assert Note.objects.count() == 1
+
+
+_PRELOAD_PROBE = """
+import sys
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "channelbus"],
+    CHANNEL_LAYERS={"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}},
+)
+assert "channels_redis.pubsub" not in sys.modules
+django.setup()
+print("channels_redis.pubsub" in sys.modules, "channelbus.tasks" in sys.modules)
+"""
+
+
+def test_setup_imports_the_job_code_and_the_layer_backend_so_a_forking_worker_does_not():
+    """RQ forks a work horse per job: what the job needs is imported once, in the parent, at setup."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PRELOAD_PROBE], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
