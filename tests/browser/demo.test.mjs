@@ -245,7 +245,7 @@ test("after the server restarts, pages reconnect by themselves, resubscribe, and
   await alice.locator("#status", { hasText: /reconnecting|disconnected/ }).waitFor();
   await server.start();
   for (const page of [alice, bob]) {
-    await page.locator("#status", { hasText: "connected" }).waitFor();
+    await page.locator("#status", { hasText: /^connected$/ }).waitFor();
     await page.waitForFunction(() => window.renewed.includes("chat.room:lobby") && window.renewed.includes("demoapp.card.all"));
   }
   await say(bob, "back after the restart");
@@ -263,7 +263,7 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
   const warnings = [];
   page.on("console", (message) => { if (message.type() === "warning") warnings.push(message.text()); });
   await page.setContent(`
-    <p id="t">old</p><div id="h"></div><ul id="l"><li>b</li></ul><p class="gone">x</p><p class="gone">y</p>
+    <p id="t" class="cold">old</p><div id="h"></div><ul id="l"><li>b</li></ul><p class="gone">x</p><p class="gone">y</p>
     <a id="a" href="/x" title="t">link</a><input id="v"><input id="c" type="checkbox" value="yes">
     <form id="f">
       <input type="hidden" name="csrfmiddlewaretoken" value="secret">
@@ -293,7 +293,9 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
       apply("dom.attr", { selector: "#a", name: "title", value: null }),
       apply("dom.attr", { selector: "#a", name: "href", value: " javascript:alert(1)" }),
       apply("dom.attr", { selector: "#a", name: "onclick", value: "alert(1)" }),
+      apply("dom.prepend", { selector: "#l", text: "<z>" }),
       apply("dom.add_class", { selector: "#t", class_name: "hot" }),
+      apply("dom.remove_class", { selector: "#t", class_name: "cold" }),
       apply("dom.value", { selector: "#v", value: "set" }),
       apply("dom.value", { selector: "#c", value: "yes" }),
       apply("dom.focus", { selector: "#v" }),
@@ -308,6 +310,7 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
       text: t.textContent,
       textChildren: t.children.length,
       hot: t.classList.contains("hot"),
+      cold: t.classList.contains("cold"),
       html: document.querySelector("#h").innerHTML,
       list: Array.from(document.querySelector("#l").childNodes, (n) => n.textContent),
       gone: document.querySelectorAll(".gone").length,
@@ -321,12 +324,13 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
       nothing: [formPayload(document.querySelector("#nothing")), formPayload(document.querySelector("#empty"))],
     };
   });
-  assert.deepEqual(result.counts, [1, 1, 1, 1, 1, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, -1]);
+  assert.deepEqual(result.counts, [1, 1, 1, 1, 1, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, -1]);
   assert.equal(result.text, "<b>new</b>", "dom.text never parses HTML");
   assert.equal(result.textChildren, 0);
   assert.ok(result.hot);
+  assert.equal(result.cold, false);
   assert.equal(result.html, "<b>bold</b>");
-  assert.deepEqual(result.list, ["a", "b", "<c>", "c"]);
+  assert.deepEqual(result.list, ["<z>", "a", "b", "<c>", "c"], "dom.prepend and dom.append insert text");
   assert.equal(result.gone, 0);
   assert.equal(result.href, "/y", "the javascript: URL was refused");
   assert.equal(result.title, null);
@@ -341,5 +345,31 @@ test("the client's DOM actions and form payloads in a real page (no server)", as
   assert.equal(warnings.length, 4, warnings.join("\n"));
   assert.match(warnings.join("\n"), /no element matches "#missing"/);
   assert.match(warnings.join("\n"), /"p\[" is not a valid selector/);
+  await page.close();
+});
+
+test("a bound button clicked twice while its request is pending sends once (no server: a stand-in socket)", async () => {
+  const page = await browser.newPage();
+  await page.setContent(`<button id="b" data-bus-type="demo.go" data-bus-payload='{"n": 1}'>Go</button>`);
+  await page.addScriptTag({ path: path.join(ROOT, "channelbus/static/channelbus/channelbus.js") });
+  const sent = await page.evaluate(async () => {
+    const frames = [];
+    class OpenSocket { // opens at once, records frames, never answers
+      constructor() { setTimeout(() => this.onopen && this.onopen({})); }
+      send(data) { frames.push(JSON.parse(data)); }
+      close() {}
+    }
+    const bus = new window.channelbus.Bus({ url: "ws://example.invalid/ws/", WebSocket: OpenSocket, heartbeatInterval: 0 });
+    await new Promise((resolve) => bus.addEventListener("connected", resolve, { once: true }));
+    bus.bind();
+    const button = document.querySelector("#b");
+    button.click();
+    button.click();
+    const state = button.getAttribute("data-bus-state");
+    bus.close();
+    return { frames, state };
+  });
+  assert.equal(sent.state, "pending");
+  assert.deepEqual(sent.frames.map((frame) => [frame.t, frame.p]), [["demo.go", { n: 1 }]]);
   await page.close();
 });

@@ -348,3 +348,71 @@ test("loading the script twice keeps the first copy and its bus", () => {
   vm.runInContext(source, page);
   assert.equal(page.channelbus, first);
 });
+
+test("a server that accepts and closes at once gets growing delays; a socket that stays open resets them", async () => {
+  const { bus, events } = makeBus({ backoff: { base: 1, max: 2, stableAfter: 30 } });
+  for (let n = 0; n < 3; n++) {
+    const ws = FakeSocket.last;
+    ws.open();
+    ws.drop(1011);
+    await waitFor(() => FakeSocket.all.length === n + 2);
+  }
+  const attempts = () => events.filter(([name]) => name === "reconnecting").map(([, detail]) => detail.attempt);
+  assert.deepEqual(attempts(), [1, 2, 3]);
+  const ws = FakeSocket.last;
+  ws.open();
+  await sleep(60); // open longer than stableAfter
+  ws.drop(1011);
+  assert.deepEqual(attempts(), [1, 2, 3, 1]);
+  bus.close();
+});
+
+test("queued frames go out before what a connected listener sends", async () => {
+  const { bus } = makeBus();
+  bus.send("x.first", 1);
+  bus.addEventListener("connected", () => bus.send("x.after", 2));
+  const ws = FakeSocket.last;
+  ws.open();
+  assert.deepEqual(ws.sent.map((frame) => frame.t), ["x.first", "x.after"]);
+  bus.close();
+});
+
+test("close() in a connected listener leaves no heartbeat running", async () => {
+  const { bus } = makeBus({ heartbeatInterval: 5, heartbeatTimeout: 5 });
+  bus.addEventListener("connected", () => bus.close());
+  const ws = FakeSocket.last;
+  ws.open();
+  assert.equal(bus._pingTimer, null);
+  await sleep(20);
+  assert.deepEqual(ws.sent, []);
+});
+
+test("timeout 0, null or Infinity means no timeout", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const requests = [0, null, Infinity].map((timeout) => bus.request("demo.slow", {}, { timeout }));
+  let settled = 0;
+  for (const r of requests) r.then(() => settled++, () => settled++);
+  await sleep(20);
+  assert.equal(settled, 0);
+  ws.sent.forEach((frame, k) => ws.deliver({ t: "demo.slow", i: frame.i, p: k, s: "s" }));
+  assert.deepEqual(await Promise.all(requests), [0, 1, 2]);
+  bus.close();
+});
+
+test("an onState that throws is reported later and breaks neither the socket's handler nor the request", async () => {
+  const { bus } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const thrown = [];
+  globalThis.reportError = (error) => thrown.push(error.message); // what browsers have
+  const request = bus.request("demo.count", {}, { onState: () => { throw new Error("page bug"); } });
+  const i = ws.sent[0].i;
+  assert.doesNotThrow(() => ws.deliver({ t: "demo.count", i, p: { done: 1 }, s: "r" }));
+  ws.deliver({ t: "demo.count", i, p: { total: 1 }, s: "s" });
+  assert.deepEqual(await request, { total: 1 });
+  delete globalThis.reportError;
+  assert.deepEqual(thrown, ["page bug"]);
+  bus.close();
+});

@@ -25,6 +25,8 @@ export interface BackoffOptions {
   base?: number; // ms, default 500
   max?: number; // ms, default 30000
   random?: () => number; // default Math.random
+  /** ms a socket must stay open before the attempt count starts again from 0; default 5000. */
+  stableAfter?: number;
 }
 
 /** Full jitter: an integer in [0, min(max, base * 2 ** attempt)). */
@@ -69,8 +71,8 @@ export interface BusOptions {
 }
 
 export interface RequestOptions {
-  /** ms, default 10000. */
-  timeout?: number;
+  /** ms, default 10000; 0, null or Infinity: no timeout (the request waits as long as the connection). */
+  timeout?: number | null;
   /** Sees the a / q / r frames of the request (r may carry {done, total, text}). */
   onState?: (frame: Frame) => void;
 }

@@ -18,6 +18,8 @@
   // in) or this page (4403, origin not allowed or access revoked). Retrying would only be refused again.
   const NO_RECONNECT_CODES = [4401, 4403];
   const OPEN = 1;
+  const STABLE_AFTER_MS = 5000; // a socket open this long resets the reconnect backoff
+  const MAX_TIMER_MS = 2147483647; // setTimeout's largest delay; longer ones fire at once
 
   /** Full-jitter exponential backoff: a random delay in [0, min(max, base * 2^attempt)] ms. */
   function backoffDelay(attempt, { base = 500, max = 30000, random = Math.random } = {}) {
@@ -121,6 +123,7 @@
       this._pingTimer = null;
       this._pingOut = false;
       this._retryTimer = null;
+      this._stableTimer = null; // resets the backoff once a socket has stayed open backoff.stableAfter ms
       this._notices = notices;
       // dom: apply the server's dom.* actions to this page (frames of those types still reach on()).
       this._dom = dom ? (globalThis.document || null) : null;
@@ -190,11 +193,14 @@
             return reject(new BusError("client.queue_full", { msg: "The outgoing queue is full.", limit: this._queue.limit }));
           }
         }
-        entry.timer = setTimeout(() => {
-          this._pending.delete(id);
-          if (!entry.sent) this._queue.remove(entry.item);
-          reject(new BusError("client.timeout", { msg: `No reply to ${type} within ${timeout} ms.`, timeout }));
-        }, timeout);
+        // timeout 0, null or Infinity: wait as long as the connection lasts (setTimeout would fire at once).
+        if (Number.isFinite(timeout) && timeout > 0) {
+          entry.timer = setTimeout(() => {
+            this._pending.delete(id);
+            if (!entry.sent) this._queue.remove(entry.item);
+            reject(new BusError("client.timeout", { msg: `No reply to ${type} within ${timeout} ms.`, timeout }));
+          }, Math.min(timeout, MAX_TIMER_MS));
+        }
         this._pending.set(id, entry);
       });
     }
@@ -248,8 +254,10 @@
         if (event.type === "submit" || (event.type === "click" && (el.tagName === "A" || isButton(el)))) {
           event.preventDefault();
         }
-        // A form is sent once at a time: a second submit while the first is pending is ignored.
-        if (event.type === "submit" && el.getAttribute("data-bus-state") === "pending") return;
+        // A form or a clicked element is sent once at a time: a second submit or click while the first is
+        // pending is ignored (change and input events are always sent: they carry the newest value).
+        const once = event.type === "submit" || event.type === "click";
+        if (once && el.getAttribute("data-bus-state") === "pending") return;
         this.submitBound(el, event.submitter || null).catch(() => {}); // shown on the page, and bus:error
       };
       for (const type of BOUND_EVENTS) root.addEventListener(type, listener);
@@ -348,8 +356,11 @@
 
     _onOpen() {
       this._open = true;
-      this._attempt = 0;
-      this._emit("connected", { url: this.url });
+      // The backoff starts again only once this socket has stayed open a while: a server that accepts
+      // and closes at once (a crash loop, 1011) still gets growing delays.
+      clearTimeout(this._stableTimer);
+      const stable = this._backoff.stableAfter ?? STABLE_AFTER_MS;
+      this._stableTimer = setTimeout(() => { this._attempt = 0; }, stable);
       // Renew the confirmed subscriptions (the server forgot them with the old socket). Subscriptions not
       // yet confirmed have their topic.subscribe in the queue below, or were rejected on disconnect.
       for (const [topic, sub] of this._subs) {
@@ -368,7 +379,10 @@
         this._transmit(item.frame);
         if (item.entry) item.entry.sent = true;
       }
+      // Last, so that what a connected listener sends goes out after the frames queued before it, and
+      // a close() in a listener stops the heartbeat just started.
       this._startHeartbeat();
+      this._emit("connected", { url: this.url });
     }
 
     _onMessage(event) {
@@ -391,7 +405,7 @@
           if (f.s === "s") entry.resolve(f.p === undefined ? null : f.p);
           else entry.reject(new BusError(f.t, f.p, f));
         } else if (entry.onState) {
-          entry.onState(f); // a, q, r (progress)
+          this._safely(entry.onState, f); // a, q, r (progress); a throwing onState breaks nothing
         }
         return;
       }
@@ -414,7 +428,9 @@
       try {
         handler(frame);
       } catch (error) {
-        setTimeout(() => { throw error; }); // report it without breaking the dispatch of other handlers
+        // Report it as an uncaught error (window "error" event, console) without breaking the dispatch.
+        if (typeof globalThis.reportError === "function") globalThis.reportError(error);
+        else setTimeout(() => { throw error; });
       }
     }
 
@@ -451,6 +467,8 @@
       this._open = false;
       clearInterval(this._pingTimer);
       this._pingTimer = null;
+      clearTimeout(this._stableTimer);
+      this._stableTimer = null;
       // Requests already sent get no reply on a new socket: fail them now. Queued ones wait for the next.
       // When this close is final (close(), or a refusal), they all fail with client.closed below instead.
       const final = this._stopped || NO_RECONNECT_CODES.includes(code);
@@ -470,7 +488,7 @@
         return;
       }
       if (this._stopped) return;
-      // 4429 (flood) closes right after the open that reset the attempts: back off as if for the 5th try.
+      // 4429 (flood): back off at least as if for the 5th try.
       if (code === 4429) this._attempt = Math.max(this._attempt, 4);
       const delay = backoffDelay(this._attempt++, this._backoff);
       this._emit("reconnecting", { attempt: this._attempt, delay });
