@@ -54,13 +54,16 @@ class Topic:
     looked up by pk), ``permission`` (for model keys: the permission checked
     with ``user.has_perm(permission, obj)``; default ``<app>.view_<model>``),
     ``auto_join`` (True: every connection joins it without asking; the kind
-    decides which key with :meth:`auto_key`).
+    decides which key with :meth:`auto_key`), ``key_pattern`` (for ``"slug"``
+    keys: a regular expression the whole key must match, used instead of the
+    default slug pattern, e.g. ``r"[a-z0-9-]{1,32}"``).
     """
 
     kind: ClassVar[str] = ""
     key_type: ClassVar[Any] = None
     permission: ClassVar[str | None] = None
     auto_join: ClassVar[bool] = False
+    key_pattern: ClassVar[str | re.Pattern[str] | None] = None
 
     def __init__(self, key: Any = None, raw_key: str | None = None) -> None:
         #: The resolved key: None, an int, a slug string or a model instance.
@@ -93,7 +96,11 @@ class Topic:
                 raise SubscribeRefused(f"The key of {cls.kind!r} must be a number.", topic=name)
             return cls(int(raw_key))  # "007" and "7" name one topic: "7"
         if spec == "slug":
-            if not SLUG_PATTERN.match(raw_key):
+            if cls.key_pattern is not None:
+                if not re.fullmatch(cls.key_pattern, raw_key):
+                    pattern = getattr(cls.key_pattern, "pattern", cls.key_pattern)
+                    raise SubscribeRefused(f"The key of {cls.kind!r} must match {pattern}.", topic=name)
+            elif not SLUG_PATTERN.match(raw_key):
                 raise SubscribeRefused(
                     f"The key of {cls.kind!r} must be a slug: lower-case letters, digits, '-' and '_'.",
                     topic=name,

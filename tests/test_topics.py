@@ -76,6 +76,8 @@ async def test_exclude_the_sender(bus_client, user, bob):
         ("testapp.note:999", "You may not subscribe to testapp.note:999."),
         ("testapp.note:abc", "You may not subscribe to testapp.note:abc."),
         ("test.num:²", "The key of 'test.num' must be a number."),
+        ("test.short:a_b", "The key of 'test.short' must match [a-z0-9-]{{1,8}}."),
+        ("test.short:abcdefghi", "The key of 'test.short' must match [a-z0-9-]{{1,8}}."),
     ],
 )
 async def test_refused_subscriptions(bus_client, user, bob, topic, msg):
@@ -137,8 +139,10 @@ def _sync_publish_in_transaction(texts_and_flags):
                         raise RuntimeError("roll back the savepoint")
                 except RuntimeError:
                     pass
+            elif on_commit:
+                publish(Greet(text=text), to="test.room:tx")  # on_commit=True is the default
             else:
-                publish(Greet(text=text), to="test.room:tx", on_commit=on_commit)
+                publish(Greet(text=text), to="test.room:tx", on_commit=False)
 
 
 async def test_publish_waits_for_commit_keeps_order_and_drops_rolled_back_savepoints(bus_client, user):
@@ -290,3 +294,58 @@ async def test_refusals_echo_the_name_as_sent(bus_client, user, bob):
         with pytest.raises(RequestFailed) as exc:
             await client.request("topic.subscribe", {"topic": name})
         assert exc.value.payload == {"msg": f"You may not subscribe to {name}.", "topic": name}
+
+
+async def test_key_pattern_replaces_the_slug_rule(bus_client, user):
+    client = await bus_client(user=user)
+    for name in ("test.short:-x", "test.short:a-b-c"):  # "-x" is no default slug; this pattern allows it
+        assert (await client.request("topic.subscribe", {"topic": name}))["topic"] == name
+
+
+@override_settings(
+    AUTHENTICATION_BACKENDS=[
+        "django.contrib.auth.backends.ModelBackend",
+        "tests.testapp.topics.SharedNotesBackend",
+    ]
+)
+async def test_the_default_model_permission_asks_object_permission_backends(bus_client, user, bob):
+    shared = await Note.objects.acreate(owner=user, text="shared")
+    secret = await Note.objects.acreate(owner=user, text="secret")
+    bob_tab = await bus_client(user=bob)  # no model-level permission: only the backend's per-object answer
+    reply = await bob_tab.request("topic.subscribe", {"topic": f"test.plainnote:{shared.pk}"})
+    assert reply["topic"] == f"test.plainnote:{shared.pk}"
+    with pytest.raises(RequestFailed) as exc:
+        await bob_tab.request("topic.subscribe", {"topic": f"test.plainnote:{secret.pk}"})
+    assert exc.value.payload["msg"] == f"You may not subscribe to test.plainnote:{secret.pk}."
+    await apublish(Greet(text="to the shared note"), to=f"test.plainnote:{shared.pk}")
+    await apublish(Greet(text="to the secret note"), to=f"test.plainnote:{secret.pk}")
+    assert (await bob_tab.receive())["p"] == {"text": "to the shared note"}
+    await bob_tab.assert_nothing_received()
+
+
+async def test_a_publish_is_encoded_once_whatever_the_number_of_subscribers(bus_client, user, monkeypatch):
+    import orjson
+
+    import channelbus.protocol as protocol
+
+    tabs = [await bus_client(user=user) for _ in range(50)]
+    for tab in tabs:
+        await tab.request("topic.subscribe", {"topic": "test.room:once"})
+    calls = {"encode": 0, "dumps": 0}
+    real_encode, real_dumps = protocol.encode, orjson.dumps
+
+    def counting_encode(*args, **kwargs):
+        calls["encode"] += 1
+        return real_encode(*args, **kwargs)
+
+    def counting_dumps(*args, **kwargs):
+        calls["dumps"] += 1
+        return real_dumps(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "encode", counting_encode)
+    monkeypatch.setattr(orjson, "dumps", counting_dumps)
+    await apublish(Greet(text="once"), to="test.room:once")
+    for tab in tabs:
+        assert await tab.receive() == {"t": "test.greeting", "p": {"text": "once"}, "c": "test.room:once"}
+    assert calls["encode"] == 1
+    assert calls["dumps"] <= 1  # the one encode's JSON; nothing per subscriber

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from channelbus import Message, NotFound, apublish, dom, incoming, outgoing, publish
 
 from .models import Card, ChatMessage
+from .topics import ROOM_KEY
 
 
 class EchoSchema(BaseModel):
@@ -50,7 +51,7 @@ class Add(Message):
         return {"sum": self.data.a + self.data.b}
 
 
-ROOM_PATTERN = r"^[a-z0-9-]{1,32}$"
+ROOM_PATTERN = rf"^{ROOM_KEY}$"  # the chat.room topic's key
 
 
 class ChatSendSchema(BaseModel):

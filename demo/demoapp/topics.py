@@ -5,6 +5,8 @@ from channelbus.topics import Topic, topic_kinds
 
 from .models import Card, ChatMessage
 
+ROOM_KEY = r"[a-z0-9-]{1,32}"
+
 
 @topic_kinds.register
 class ChatRoom(Topic):
@@ -12,6 +14,7 @@ class ChatRoom(Topic):
 
     kind = "chat.room"
     key_type = "slug"
+    key_pattern = ROOM_KEY  # what chat.send accepts as a room: [a-z0-9-]{1,32}
 
     def initial_state(self, user):
         """The room's last 50 messages, oldest first."""

@@ -25,6 +25,34 @@ class Numbered(Topic):
     key_type = int
 
 
+@topic_kinds.register
+class ShortRoom(Topic):
+    """``test.short:<key>``: a slug kind with its own ``key_pattern`` (the demo's chat rooms do this)."""
+
+    kind = "test.short"
+    key_type = "slug"
+    key_pattern = r"[a-z0-9-]{1,8}"
+
+
+@topic_kinds.register
+class PlainNote(Topic):
+    """``test.plainnote:<pk>``: a model key with the default ``allowed`` (``has_perm``, object or model)."""
+
+    kind = "test.plainnote"
+    key_type = Note
+
+
+class SharedNotesBackend:
+    """An object-permission backend (as django-guardian or django-rules): view_note on notes whose text is
+    ``shared``, and nothing at the model level."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user, perm, obj=None):
+        return obj is not None and perm == "testapp.view_note" and obj.text == "shared"
+
+
 @bind
 class NoteBinding(ModelBinding):
     """Notes: ``testapp.note:<pk>`` (owner, or testapp.view_note) and ``testapp.note.all:<owner pk>``."""
