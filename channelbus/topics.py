@@ -23,7 +23,7 @@ object-permission backends (django-guardian, django-rules) work unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from django.core import signing
@@ -186,6 +186,10 @@ class TopicRegistry:
 
     def __contains__(self, kind: object) -> bool:
         return kind in self._kinds
+
+    def __iter__(self) -> Iterator[str]:
+        """The names of the registered kinds."""
+        return iter(self._kinds)
 
     def auto_join_kinds(self) -> list[type[Topic]]:
         """Kinds every connection joins by itself."""

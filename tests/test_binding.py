@@ -111,3 +111,68 @@ async def test_a_row_moving_between_collections_leaves_the_old_one(bus_client, u
     arrived = await bob_tab.receive()
     assert arrived["c"] == f"testapp.note.all:{bob.pk}" and arrived["p"]["action"] == "create"
     assert arrived["p"]["data"]["owner"] == bob.pk
+
+
+def _save_in_a_transaction(owner_id, keep):
+    """Create a note inside ``atomic()``; say whether anything went out before the commit."""
+    from channelbus.testing import capture_published
+
+    with capture_published() as sent:
+        try:
+            with transaction.atomic():
+                Note.objects.create(owner_id=owner_id, text="in a transaction")
+                before_commit = len(sent)
+                if not keep:
+                    raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+    return before_commit, len(sent)
+
+
+async def test_a_change_inside_a_transaction_goes_out_after_commit_and_never_after_a_rollback(
+    bus_client, user
+):
+    client = await bus_client(user=user)
+    await client.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    assert await database_sync_to_async(_save_in_a_transaction)(user.pk, False) == (0, 0)
+    await client.assert_nothing_received(0.2)
+    assert await database_sync_to_async(_save_in_a_transaction)(user.pk, True) == (0, 1)
+    created = await client.receive()
+    assert created["p"]["action"] == "create" and created["p"]["data"]["text"] == "in a transaction"
+
+
+async def test_actions_choose_which_changes_are_sent(bus_client, user, monkeypatch):
+    from tests.testapp.topics import NoteBinding
+
+    monkeypatch.setattr(NoteBinding, "actions", ("create", "delete"))
+    client = await bus_client(user=user)
+    await client.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    note = await Note.objects.acreate(owner=user, text="new")
+    assert (await client.receive())["p"]["action"] == "create"
+    note.text = "edited"
+    await note.asave()
+    await client.assert_nothing_received(0.2)  # no update
+    await note.adelete()
+    assert (await client.receive())["p"]["action"] == "delete"
+
+
+async def test_a_schema_instead_of_fields(bus_client, user, monkeypatch):
+    from pydantic import BaseModel
+
+    from tests.testapp.topics import NoteBinding
+
+    class NoteOut(BaseModel):
+        id: int
+        text: str
+        owner_id: int
+
+    monkeypatch.setattr(NoteBinding, "schema", NoteOut)
+    client = await bus_client(user=user)
+    state = await client.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    assert state["state"]["items"] == []
+    note = await Note.objects.acreate(owner=user, text="typed")
+    created = await client.receive()
+    assert created["p"]["data"] == {"id": note.pk, "text": "typed", "owner_id": user.pk}
+    client2 = await bus_client(user=user)
+    state = await client2.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    assert state["state"]["items"] == [{"id": note.pk, "text": "typed", "owner_id": user.pk}]

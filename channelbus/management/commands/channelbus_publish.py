@@ -9,9 +9,12 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydantic import ValidationError
 
+from channelbus.fanout import ADDRESS_SEPARATOR
 from channelbus.messages import validation_errors
+from channelbus.protocol import SubscribeRefused
 from channelbus.publishing import publish
 from channelbus.registry import outgoing
+from channelbus.topics import topic_kinds
 
 
 class Command(BaseCommand):
@@ -43,11 +46,18 @@ class Command(BaseCommand):
             message = cls(payload)
         except ValidationError as exc:
             raise CommandError(f"Invalid payload for {cls.name}: {validation_errors(exc)}") from None
+        target = options["topic"]
+        if ADDRESS_SEPARATOR not in target:  # a topic: its kind must exist and its key be well formed
+            try:
+                target = topic_kinds.resolve(target).name  # the name subscribers use: "user:042" -> "user:42"
+            except SubscribeRefused as exc:
+                kinds = ", ".join(sorted(topic_kinds)) or "none"
+                raise CommandError(f"Cannot publish to {target!r}: {exc} (topic kinds: {kinds}).") from None
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             self.stderr.write(
                 "Warning: the channel layer is in-memory (or none), so this process cannot reach "
                 "the server's sockets. Configure channels_redis to publish from a shell."
             )
-        publish(message, to=options["topic"], on_commit=False)
-        self.stdout.write(f"published {cls.name} to {options['topic']}")
+        publish(message, to=target, on_commit=False)
+        self.stdout.write(f"published {cls.name} to {target}")
