@@ -5,12 +5,14 @@ import logging
 
 import pytest
 import redis.asyncio as aioredis
+from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from channelbus.fanout import get_hub, group_name
 from channelbus.publishing import apublish, arecheck
 from channelbus.testing import BusTestClient
 from tests.testapp.messages import Greet
+from tests.testapp.models import Note
 
 from .redis_support import REDIS_URL, layer_settings, require_redis
 
@@ -48,6 +50,17 @@ async def test_direct_frames_and_recheck_through_redis(bus_client, user, redis_l
     assert (await client.receive(timeout=3))["p"] == {"text": "direct"}
     await client.request("topic.subscribe", {"topic": f"user:{user.pk}"})
     await arecheck(f"user:{user.pk}")  # still allowed: nothing happens
+    await client.assert_nothing_received(0.3)
+    # Access taken away: the recheck goes through the layer and removes the follower.
+    bob = await get_user_model().objects.acreate(username="bob-redis")
+    note = await Note.objects.acreate(owner=user, text="mine")
+    topic = f"testapp.note:{note.pk}"
+    await client.request("topic.subscribe", {"topic": topic})
+    await Note.objects.filter(pk=note.pk).aupdate(owner=bob)  # no signal: no recheck of the binding's own
+    await arecheck(topic)
+    left = await client.receive(timeout=3)
+    assert left == {"t": "topic.left", "p": {"topic": topic, "reason": f"You may not subscribe to {topic}."}}
+    await apublish(Greet(text="after"), to=topic)
     await client.assert_nothing_received(0.3)
 
 
