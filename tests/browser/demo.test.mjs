@@ -73,9 +73,10 @@ class DemoServer {
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGINT");
     const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
-    await exited;
+    const code = await exited;
     clearTimeout(timer);
     this.process = null;
+    return code; // 0 when Ctrl-C stopped the server and its worker cleanly
   }
 }
 
@@ -134,6 +135,12 @@ test("two pages in one room see each other's messages", async () => {
   await say(bob, "hi Alice");
   await alice.locator("#chat-messages li", { hasText: "hi Alice" }).waitFor();
   assert.equal(await alice.inputValue("#chat-form input[name=text]"), "", "data-bus-reset cleared the form");
+  // The ES module entry, from Django's static files, is the same client as the classic script.
+  const module = await alice.evaluate(async () => {
+    const m = await import("/static/channelbus/channelbus.mjs");
+    return { bus: m.bus === window.channelbus.bus, Bus: m.Bus === window.channelbus.Bus, all: m.default === window.channelbus };
+  });
+  assert.deepEqual(module, { bus: true, Bus: true, all: true });
   // A third page joining later gets the history as the subscription's initial state.
   const carol = await openPage();
   await carol.locator("#chat-messages li", { hasText: "hi Alice" }).waitFor();
@@ -241,7 +248,7 @@ test("after the server restarts, pages reconnect by themselves, resubscribe, and
       window.channelbus.bus.addEventListener("resubscribed", (e) => window.renewed.push(e.detail.topic));
     });
   }
-  await server.stop();
+  assert.equal(await server.stop(), 0, `runbus did not exit cleanly on Ctrl-C:\n${server.output}`);
   await alice.locator("#status", { hasText: /reconnecting|disconnected/ }).waitFor();
   await server.start();
   for (const page of [alice, bob]) {
