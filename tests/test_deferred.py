@@ -1,4 +1,5 @@
-"""Deferred handlers through Django's Tasks API: the immediate backend in-process, and a real worker."""
+"""Deferred handlers through Django's Tasks API: the immediate backend and django_tasks_db in-process, and a
+real worker."""
 
 import asyncio
 import logging
@@ -24,8 +25,7 @@ async def test_count_sends_queued_progress_and_result(bus_client, user):
     assert frame["t"] == "demo.count" and frame["p"] == {"total": 5} and frame["s"] == "s"
     states = [(f["s"], f.get("p")) for f in client.states]
     assert states[0] == ("q", None) and states[1] == ("r", None)
-    assert [p["done"] for s, p in states[2:]] == [1, 2, 3, 4, 5]
-    assert all(s == "r" and p["total"] == 5 for s, p in states[2:])
+    assert states[2:] == [("r", {"done": n, "total": 5, "text": f"step {n}"}) for n in range(1, 6)]
     assert all(f["i"] == frame["i"] for f in client.states)
 
 
@@ -370,3 +370,258 @@ def test_setup_imports_the_job_code_and_the_layer_backend_so_a_forking_worker_do
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
+
+
+#: django_tasks_db as the task backend, with the queue of test.queued_options.
+DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "slow"]}}
+
+
+def db_worker(*queues):
+    """django_tasks_db's own worker (what `manage.py db_worker --batch` runs), in this process."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    return Worker(
+        queue_names=list(queues),
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="inline",
+        excluded_queue_names=[],
+    )
+
+
+async def test_queue_priority_and_delay_of_a_class_reach_the_job(bus_client, user, settings):
+    """test.queued_options has queue "slow", priority 7 and delay 0.3 s: its django_tasks_db row says so,
+    and a worker of the default queue leaves it alone."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from channelbus.fanout import get_hub
+
+    settings.TASKS = DB_TASKS
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+    before = timezone.now()
+    await client.send("test.queued_options", i="o1")
+    await client.request("test.public")  # handled after the enqueue of the message before it
+    after = timezone.now()
+    assert await client.receive() == {"t": "test.queued_options", "i": "o1", "s": "q"}
+    row = await DBTaskResult.objects.aget()
+    assert (row.task_path, row.queue_name, row.priority, row.status) == (
+        "channelbus.tasks.run_deferred",
+        "slow",
+        7,
+        "READY",
+    )
+    assert row.args_kwargs["args"][:6] == ["test.queued_options", None, "o1", str(user.pk), address, 1]
+    delay = timedelta(seconds=0.3)
+    assert before + delay <= row.run_after <= after + delay
+    await asyncio.sleep(max(0.0, (row.run_after - timezone.now()).total_seconds()) + 0.05)
+    assert await DBTaskResult.objects.ready().acount() == 1  # due now ...
+    await asyncio.to_thread(db_worker("default").run)
+    await row.arefresh_from_db()
+    assert row.status == "READY"  # ... but not on the queue that worker takes
+    await asyncio.to_thread(db_worker("slow").run)
+    await row.arefresh_from_db()
+    assert row.status == "SUCCESSFUL" and row.started_at >= row.run_after
+    assert [await client.receive() for _ in range(2)] == [
+        {"t": "test.queued_options", "i": "o1", "s": "r"},
+        {"t": "test.queued_options", "i": "o1", "p": {"ran": True}, "s": "s"},
+    ]
+
+
+async def test_retries_wait_their_delays_and_the_handler_sees_its_attempt(bus_client, user):
+    """retry_delays (0.2, 0.4): the immediate backend sleeps them between attempts; each attempt notes its
+    start and self.attempt in the connection's session, which the consumer then reads."""
+    from channelbus.fanout import get_hub
+
+    client = await bus_client(user=user)
+    reply = await client.request("test.retry_timing", {"fail_times": 2}, timeout=10)
+    assert reply["attempt"] == 3 and reply["attempts"] == [1, 2, 3]
+    starts = reply["starts"]
+    assert starts[1] - starts[0] >= 0.2 and starts[2] - starts[1] >= 0.4
+    assert [f["s"] for f in client.states] == ["q", "r", "r", "r"]
+    session = next(iter(get_hub().connections.values())).session
+    assert await session.aget("starts") == starts and await session.aget("attempts") == [1, 2, 3]
+
+
+async def test_a_retry_that_succeeds_answers_with_its_result(bus_client, user):
+    client = await bus_client(user=user)
+    reply = await client.request("test.retry_timing", {"fail_times": 1}, timeout=10)
+    assert reply["attempt"] == 2 and reply["attempts"] == [1, 2]
+    assert reply["starts"][1] - reply["starts"][0] >= 0.2
+    await client.assert_nothing_received(0.1)
+
+
+async def test_a_refusal_runs_once_whatever_retries_says_and_is_sent_as_is(bus_client, user):
+    from channelbus.fanout import get_hub
+
+    client = await bus_client(user=user)
+    with pytest.raises(BusRequestFailed) as exc:
+        await client.request("test.refuse_with_retries", timeout=5)
+    assert exc.value.frame == {
+        "t": "error.not_found",
+        "i": "t1",
+        "p": {"msg": "Not today.", "runs": 1},
+        "s": "f",
+    }
+    assert [f["s"] for f in client.states] == ["q", "r"]  # one attempt
+    session = next(iter(get_hub().connections.values())).session
+    assert await session.aget("refusals") == 1
+    await client.assert_nothing_received(0.2)
+
+
+async def test_a_job_in_its_enqueue_holds_up_neither_the_loop_nor_other_clients(bus_client, user):
+    """The immediate backend runs the job inside the enqueue: that happens off the event loop, so while
+    the job is blocked, another client's requests and this client's ping are answered."""
+    from tests.testapp.messages import RELEASE
+
+    RELEASE.clear()
+    busy = await bus_client(user=user)
+    other = await bus_client(user=user)
+    await busy.send("test.wait_for_release", i="w1")
+    try:
+        assert [await busy.receive() for _ in range(2)] == [
+            {"t": "test.wait_for_release", "i": "w1", "s": "q"},
+            {"t": "test.wait_for_release", "i": "w1", "s": "r"},  # running, and waiting for RELEASE
+        ]
+        assert await other.request("demo.echo", {"text": "still here"}) == {"text": "still here"}
+        assert (await other.request_frame("s.ping"))["t"] == "s.pong"
+        assert (await busy.request_frame("s.ping"))["t"] == "s.pong"
+    finally:
+        RELEASE.set()
+    assert await busy.receive() == {
+        "t": "test.wait_for_release",
+        "i": "w1",
+        "p": {"released": True},
+        "s": "s",
+    }
+
+
+async def test_a_strict_message_sent_on_connect_runs_after_the_set_up_job_taken_later(
+    bus_client, user, settings
+):
+    """With TRACK_CONNECTIONS, a strict message sent at once, on django_tasks_db: even when the worker takes
+    its job before the connection's set-up job, the handler runs only after the set-up wrote the row."""
+    from django.test import override_settings
+    from django_tasks_db.models import DBTaskResult
+
+    from channelbus.fanout import get_hub
+    from channelbus.models import Connection
+
+    settings.TASKS = DB_TASKS
+    with override_settings(CHANNELBUS={"TRACK_CONNECTIONS": True}):
+        client = await bus_client(user=user)
+        await client.send("test.strict_sees_connection", i="st")
+        assert await client.receive() == {"t": "test.strict_sees_connection", "i": "st", "s": "q"}
+    address = next(iter(get_hub().connections.values())).channel_name
+    for _ in range(100):  # the set-up job is queued in the background
+        if await DBTaskResult.objects.acount() == 2:
+            break
+        await asyncio.sleep(0.02)
+
+    def worker_takes_the_strict_job_first():
+        jobs = {row.task_path.rsplit(".", 1)[1]: row for row in DBTaskResult.objects.all()}
+        worker = db_worker("default")
+        jobs["run_deferred"].claim(worker.worker_id)
+        worker.run_task(jobs["run_deferred"])  # not its turn: it parks
+        row_before = Connection.objects.filter(address=address).exists()
+        jobs["record_opened"].claim(worker.worker_id)
+        worker.run_task(jobs["record_opened"])  # writes the row, ends place 1, wakes the strict job
+        worker.run()  # what is ready now
+        return row_before
+
+    assert await asyncio.to_thread(worker_takes_the_strict_job_first) is False
+    assert [await client.receive() for _ in range(2)] == [
+        {"t": "test.strict_sees_connection", "i": "st", "s": "r"},
+        {"t": "test.strict_sees_connection", "i": "st", "p": {"row": True}, "s": "s"},
+    ]
+    assert await Connection.objects.filter(address=address).aexists()
+    await client.assert_nothing_received(0.1)
+
+
+def _origin(text, *, address=None, thread=None, attempt=1):
+    """What test.origin publishes when it ran with no user."""
+    return {
+        "text": text,
+        "user": "",
+        "anonymous": True,
+        "address": address,
+        "thread": thread if thread is not None else threading.get_ident(),
+        "atomic": True,
+        "attempt": attempt,
+    }
+
+
+def test_trigger_with_no_origin_runs_a_plain_type_here_as_a_job(caplog):
+    from channelbus.tasks import trigger
+
+    with capture_published() as sent:
+        assert trigger("test.origin", {"text": "plain"}) is None
+    assert [p.message.payload() for p in sent] == [_origin("plain")]  # in this thread, in a transaction
+    with caplog.at_level(logging.ERROR, "channelbus"), capture_published() as sent:
+        assert trigger("test.origin", {"text": "undone", "fail": True}) is None  # not raised here
+    assert sent == []  # rolled back: its publish did not go out
+    assert "channelbus: deferred test.origin failed after 1 attempts (i=None)" in caplog.text
+    with capture_published() as sent:
+        assert trigger("test.origin", {"fail": "maybe"}) is None  # invalid: nobody to tell
+    assert sent == []
+    with pytest.raises(LookupError):
+        trigger("test.no_such_type")
+
+
+def test_trigger_with_no_origin_queues_a_deferred_type(settings):
+    from django_tasks_db.models import DBTaskResult
+
+    from channelbus.protocol import ValidationFailed
+    from channelbus.tasks import trigger
+    from tests.testapp.messages import DeferredOriginReport
+
+    settings.TASKS = DB_TASKS
+    with capture_published() as sent:
+        assert trigger(DeferredOriginReport, {"text": "queued"}) is None
+        row = DBTaskResult.objects.get()
+        assert row.args_kwargs["args"][:6] == [
+            "test.deferred_origin",
+            {"text": "queued"},
+            None,
+            None,
+            None,
+            1,
+        ]
+        assert sent == []  # on the queue, not run
+        db_worker("default").run()
+    assert [p.message.payload() for p in sent] == [_origin("queued")]
+    with pytest.raises(ValidationFailed):
+        trigger("test.deferred_origin", {"fail": "maybe"})  # a deferred type's payload is checked here
+    assert DBTaskResult.objects.count() == 1
+
+
+async def test_trigger_of_a_plain_type_answers_the_given_address(bus_client, user):
+    from channels.db import database_sync_to_async
+
+    from channelbus.fanout import get_hub
+    from channelbus.tasks import trigger
+
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+    await database_sync_to_async(trigger)("test.origin", {"text": "tab"}, reply_to=address, trace_id="p1")
+    frames = [await client.receive("test.origin") for _ in range(2)]
+    assert frames[0] == {"t": "test.origin", "i": "p1", "s": "r"}  # no q: nothing was queued
+    seen = frames[1]["p"]
+    assert frames[1]["s"] == "s" and seen == _origin("tab", address=address, thread=seen["thread"])
+    await database_sync_to_async(trigger)("test.origin", {"fail": "maybe"}, reply_to=address, trace_id="p2")
+    error = await client.receive("error.validation")
+    assert error["i"] == "p2" and error["s"] == "f" and error["p"]["type_name"] == "test.origin"
+
+
+def test_outside_a_job_attempt_is_1_there_is_no_session_and_progress_goes_nowhere():
+    from demoapp.messages import Count
+
+    message = Count(to=2)
+    assert message.attempt == 1 and message.session is None
+    assert message.handle() == {"total": 2}  # its progress() calls had nobody to tell

@@ -1,6 +1,7 @@
 """Message types used by the tests: slow, concurrent, sync (ORM), permission-checked, failing."""
 
 import asyncio
+import threading
 
 from django.contrib.auth import get_user_model
 from pydantic import BaseModel
@@ -282,3 +283,147 @@ class StrictNote(Message):
         from .models import Note
 
         Note.objects.create(owner=self.user, text=self.data.text)
+
+
+@incoming.register
+class QueuedOptions(Message):
+    """Deferred on its own queue, with a priority and a delay (tests set a backend whose QUEUES has it)."""
+
+    name = "test.queued_options"
+    deferred = True
+    queue_name = "slow"
+    priority = 7
+    delay = 0.3
+
+    def handle(self):
+        return {"ran": True}
+
+
+class Failures(BaseModel):
+    fail_times: int = 1
+
+
+@incoming.register
+class RetryTiming(Message):
+    """Deferred, two retries 0.2 s and 0.4 s apart: fails its first ``fail_times`` attempts. Each attempt
+    notes when it started and its ``self.attempt`` in the connection's session."""
+
+    name = "test.retry_timing"
+    schema = Failures
+    deferred = True
+    retries = 2
+    retry_delays = (0.2, 0.4)
+
+    def handle(self):
+        import time
+
+        session = self.session
+        starts = [*session.get("starts", []), time.time()]
+        attempts = [*session.get("attempts", []), self.attempt]
+        session["starts"], session["attempts"] = starts, attempts
+        if self.attempt <= self.data.fail_times:
+            raise RuntimeError(f"attempt {self.attempt} fails")
+        return {"attempt": self.attempt, "attempts": attempts, "starts": starts}
+
+
+@incoming.register
+class RefuseWithRetries(Message):
+    """Deferred with 3 retries, but refuses on purpose (a BusError): counts its runs in the session."""
+
+    name = "test.refuse_with_retries"
+    deferred = True
+    retries = 3
+    retry_delays = ()
+
+    def handle(self):
+        runs = self.session.get("refusals", 0) + 1
+        self.session["refusals"] = runs
+        raise NotFound("Not today.", runs=runs)
+
+
+#: Set by a test to let test.wait_for_release finish.
+RELEASE = threading.Event()
+
+
+@incoming.register
+class WaitForRelease(Message):
+    """Deferred: blocks its job until a test sets :data:`RELEASE` (at most 5 s)."""
+
+    name = "test.wait_for_release"
+    deferred = True
+
+    def handle(self):
+        return {"released": RELEASE.wait(5)}
+
+
+@incoming.register
+class StrictSeesConnection(Message):
+    """Deferred and strictly ordered: whether the connection's row (written by its set-up job) exists."""
+
+    name = "test.strict_sees_connection"
+    deferred = True
+    ordering = "strict"
+
+    def handle(self):
+        from channelbus.models import Connection
+
+        return {"row": Connection.objects.filter(address=self.meta.channel_name).exists()}
+
+
+class Origin(BaseModel):
+    text: str = ""
+    fail: bool = False
+
+
+class OriginSeenSchema(BaseModel):
+    text: str
+    user: str
+    anonymous: bool
+    address: str | None
+    thread: int
+    atomic: bool
+    attempt: int
+
+
+@outgoing.register
+class OriginSeen(Message):
+    """What test.origin saw, published to ``broadcast``."""
+
+    name = "test.origin_seen"
+    schema = OriginSeenSchema
+
+
+@incoming.register
+class OriginReport(Message):
+    """Not deferred, sync: publishes and returns who asked, the thread, whether it runs in a transaction
+    and its attempt; then fails if asked to."""
+
+    name = "test.origin"
+    schema = Origin
+
+    def handle(self):
+        from django.db import connection
+
+        from channelbus import publish
+
+        seen = OriginSeen(
+            text=self.data.text,
+            user=self.user.get_username(),
+            anonymous=not self.user.is_authenticated,
+            address=self.meta.channel_name,
+            thread=threading.get_ident(),
+            atomic=connection.in_atomic_block,
+            attempt=self.attempt,
+        )
+        publish(seen, to="broadcast")
+        if self.data.fail:
+            raise RuntimeError("failing after the publish")
+        return seen.payload()
+
+
+@incoming.register
+class DeferredOriginReport(OriginReport):
+    """test.origin, deferred."""
+
+    name = "test.deferred_origin"
+    deferred = True
