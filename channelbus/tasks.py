@@ -354,6 +354,7 @@ def trigger(
     cls: type[Message] | str,
     payload: Any = None,
     *,
+    request: Any = None,
     user: Any = None,
     reply_to: str | None = None,
     trace_id: str | None = None,
@@ -361,9 +362,12 @@ def trigger(
     """Run a server-side handler from Python code (a view, the shell, another job), as df_websockets'
     ``trigger(..., to=[SERVER])``: deferred types go on the queue, others run now in this thread.
 
-    ``user`` is whom the handler sees (a request's user, or None); ``reply_to`` an optional
-    connection address that gets the states and the result (with ``trace_id``).
+    ``request`` is a view's ``HttpRequest``: the handler sees its user. ``user`` is whom the
+    handler sees otherwise (None: an anonymous user; it wins over ``request.user``). ``reply_to``
+    is an optional connection address that gets the states and the result (with ``trace_id``).
     """
+    if user is None and request is not None:
+        user = getattr(request, "user", None)
     if isinstance(cls, str):
         found = incoming.get(cls)
         if found is None:

@@ -625,3 +625,26 @@ def test_outside_a_job_attempt_is_1_there_is_no_session_and_progress_goes_nowher
     message = Count(to=2)
     assert message.attempt == 1 and message.session is None
     assert message.handle() == {"total": 2}  # its progress() calls had nobody to tell
+
+
+async def test_trigger_with_a_request_runs_as_the_request_user(bus_client, user):
+    from channels.db import database_sync_to_async
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from channelbus.fanout import get_hub
+    from channelbus.tasks import trigger
+
+    client = await bus_client(user=user)
+    address = next(iter(get_hub().connections.values())).channel_name
+    request = RequestFactory().post("/rebuild/")
+    request.user = user
+    await database_sync_to_async(trigger)("test.who_asked", request=request, reply_to=address, trace_id="rq1")
+    frames = [await client.receive("test.who_asked") for _ in range(2)]
+    assert [f["s"] for f in frames] == ["r", "s"] and frames[1]["p"]["user"] == "alice"
+    request.user = AnonymousUser()  # an explicit user wins over the request's
+    await database_sync_to_async(trigger)(
+        "test.who_asked", request=request, user=user, reply_to=address, trace_id="rq2"
+    )
+    frames = [await client.receive("test.who_asked") for _ in range(2)]
+    assert frames[1]["i"] == "rq2" and frames[1]["p"]["user"] == "alice"
