@@ -261,6 +261,8 @@ async def test_frames_of_one_job_arrive_in_order_from_a_thread_and_from_its_runn
     ]
 
 
+# The fork is the point (RQ forks a work horse per job); Python 3.12 warns about forking with threads.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 def test_one_sender_loop_per_process_made_again_after_fork():
     from channelbus.publishing import run_on_sender_loop, sender_loop
 
