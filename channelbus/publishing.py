@@ -37,7 +37,7 @@ from django.db import models, transaction
 
 from .fanout import ADDRESS_SEPARATOR, get_hub
 from .messages import Message
-from .topics import Topic, topic_name
+from .topics import Topic, topic_kinds, topic_name
 
 __all__ = [
     "FrameSender",
@@ -65,12 +65,19 @@ def resolve_targets(to: Any) -> tuple[list[str], list[str]]:
             addresses.append(item)
         else:
             try:
-                topics.append(topic_name(item))
+                name = topic_name(item)
             except TypeError:
                 raise TypeError(
                     f"publish(to=...) takes topic names, Topic objects, users, model instances or "
                     f"connection addresses, not {item!r}."
                 ) from None
+            kind = name.partition(":")[0]
+            if kind not in topic_kinds:  # nobody can follow it: a typo, or a model nobody bound
+                raise ValueError(
+                    f"publish(to=...): no topic kind {kind!r} is registered, so nobody can follow "
+                    f"{name!r}. Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
+                )
+            topics.append(name)
     return topics, addresses
 
 

@@ -3,7 +3,7 @@
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import override_settings
 
@@ -172,6 +172,15 @@ async def test_on_commit_false_sends_at_once(bus_client, user):
 async def test_publish_refuses_bad_targets_where_it_is_called():
     with pytest.raises(TypeError, match=r"publish\(to=\.\.\.\)"):
         publish(Greet(text="x"), to=[object()])
+    # A name nobody can follow (no such kind): a typo would otherwise lose the message silently.
+    with pytest.raises(ValueError) as exc:
+        publish(Greet(text="x"), to=["test.room:a", "test.rooom:a"])
+    assert str(exc.value) == (
+        "publish(to=...): no topic kind 'test.rooom' is registered, so nobody can follow 'test.rooom:a'. "
+        "Register a Topic with kind = 'test.rooom' (or bind the model), or fix the name."
+    )
+    with pytest.raises(ValueError, match=r"no topic kind 'auth\.group' is registered"):
+        await apublish(Greet(text="x"), to=Group(name="a model nobody bound"))
     with pytest.raises(TypeError, match=r"Message instance"):
         publish({"t": "x"}, to="broadcast")
 
