@@ -276,9 +276,18 @@ def topic_token(names: Iterable[Any]) -> str:
     A view puts it into the page; the client sends it as ``?topics=<token>``
     in the WebSocket URL and the connection joins those topics at once. The
     server chose them, so no permission check runs; sign only what this
-    request's user may see.
+    request's user may see. A name whose kind is not registered raises
+    ``ValueError``: nothing could ever be published to it.
     """
-    return signing.dumps([topic_name(n) for n in names], salt=_TOKEN_SALT, compress=True)
+    topics = [topic_name(n) for n in names]
+    for name in topics:
+        kind = name.partition(":")[0]
+        if kind not in topic_kinds:
+            raise ValueError(
+                f"topic_token(): no topic kind {kind!r} is registered, so nothing can be published to "
+                f"{name!r}. Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
+            )
+    return signing.dumps(topics, salt=_TOKEN_SALT, compress=True)
 
 
 def topics_from_token(token: str) -> list[str]:

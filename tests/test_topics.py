@@ -279,6 +279,11 @@ async def test_a_user_is_their_user_topic_everywhere(user):
     assert topics_from_token(topic_token([user])) == [f"user:{user.pk}"]
 
 
+def test_a_token_refuses_a_topic_nobody_could_publish_to():
+    with pytest.raises(ValueError, match=r"topic_token\(\): no topic kind 'test\.rooom' is registered"):
+        topic_token(["test.room:a", "test.rooom:a"])
+
+
 def test_a_failed_send_after_commit_is_logged_and_later_callbacks_still_run(transactional_db, caplog):
     import logging
 
