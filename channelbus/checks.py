@@ -198,7 +198,8 @@ def check_sqlite_queue(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
                     "transaction_mode 'IMMEDIATE': the server and a worker writing at once can fail "
                     "with 'database is locked'.",
                     hint=f'In DATABASES[{alias!r}]["OPTIONS"] set "transaction_mode": "IMMEDIATE", '
-                    '"timeout": 20 and "init_command": "PRAGMA journal_mode=WAL;" (docs/deployment.md).',
+                    '"timeout": 20 and "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" '
+                    "(channelbus's docs/settings.md, TASKS).",
                     id="channelbus.W004",
                 )
             )

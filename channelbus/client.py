@@ -143,8 +143,19 @@ class BusClient:
         self._handlers.setdefault(type_name, []).append(handler)
 
     async def send_raw(self, text: str | bytes) -> None:
-        """Send any text (or bytes) as one frame, valid or not."""
-        await self.websocket.send(text)
+        """Send any text (or bytes) as one frame, valid or not.
+
+        Raises ``ConnectionError`` if the connection is not open (never opened, or closed).
+        """
+        from websockets.exceptions import ConnectionClosed
+
+        if self.websocket is None:
+            raise ConnectionError("not connected: call connect() (or use async with) first")
+        try:
+            await self.websocket.send(text)
+        except ConnectionClosed as exc:
+            code = self.close_code or (exc.rcvd.code if exc.rcvd is not None else 1006)
+            raise ConnectionError(f"connection closed ({code})") from None
 
     async def send(self, type_name: str, payload: Any = None) -> None:
         """Fire and forget: a message without ``i`` (errors still come back, to :meth:`receive`)."""
@@ -161,8 +172,9 @@ class BusClient:
     ) -> Any:
         """Send a request and return the payload of its ``s`` reply.
 
-        Raises :class:`RequestFailed` on an ``f`` reply and ``TimeoutError``
-        after ``timeout`` seconds. ``on_state(frame)`` sees ``a``/``q``/``r`` frames.
+        Raises :class:`RequestFailed` on an ``f`` reply, ``TimeoutError``
+        after ``timeout`` seconds, and ``ConnectionError`` if the connection is
+        closed (before or while waiting). ``on_state(frame)`` sees ``a``/``q``/``r`` frames.
         """
         return (
             await self.request_frame(
@@ -187,7 +199,10 @@ class BusClient:
         self._pending[i] = (future, on_state)
         try:
             await self.send_raw(_encode(type_name, payload, i))
-            frame = await asyncio.wait_for(future, timeout)
+            try:
+                frame = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise TimeoutError(f"no reply to {type_name} (i={i}) within {timeout:g} s") from None
         finally:
             self._pending.pop(i, None)
             if future.cancelled() or not future.done():  # timed out or cancelled: drop its late frames
@@ -200,13 +215,22 @@ class BusClient:
     async def receive(self, type_name: str | None = None, timeout: float = 10.0) -> Frame:
         """The next frame not taken by a request or a handler.
 
-        With ``type_name``, frames of other types are skipped and dropped.
+        With ``type_name``, frames of other types are skipped and dropped. Frames that arrived
+        before the server closed the connection are still returned; after them, ``ConnectionError``
+        at once. ``TimeoutError`` if no frame comes within ``timeout`` seconds.
         """
-        async with asyncio.timeout(timeout):
-            while True:
-                frame = await self._inbox.get()
-                if type_name is None or frame.get("t") == type_name:
-                    return frame
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    frame = await self._inbox.get()
+                    if frame is _CLOSED:
+                        self._inbox.put_nowait(frame)  # for the next receive() too
+                        raise ConnectionError(f"connection closed ({self.close_code})")
+                    if type_name is None or frame.get("t") == type_name:
+                        return frame
+        except TimeoutError:
+            what = f"no {type_name} frame" if type_name else "no frame"
+            raise TimeoutError(f"{what} within {timeout:g} s") from None
 
     async def wait_closed(self, timeout: float = 10.0) -> int | None:
         """Wait until the server closes the connection; returns the close code."""
@@ -230,6 +254,7 @@ class BusClient:
             for future, _ in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError(f"connection closed ({self.close_code})"))
+            self._inbox.put_nowait(_CLOSED)  # receive() says so instead of waiting out its timeout
 
     async def _dispatch(self, frame: Frame) -> None:
         i = frame.get("i")
@@ -256,6 +281,10 @@ class BusClient:
                     await result
             return
         self._inbox.put_nowait(frame)
+
+
+#: Put in the inbox when the connection has closed.
+_CLOSED: Frame = {"t": "", "closed": True}
 
 
 def _encode(type_name: str, payload: Any, i: str | None) -> bytes | str:

@@ -66,10 +66,18 @@ async def test_contract_replies_over_a_real_socket(server):
 
 async def test_without_cookie_closed_with_4401(server):
     bus = BusClient(f"ws://{server}/ws/")
+    with pytest.raises(ConnectionError, match=r"not connected: call connect\(\)"):
+        await bus.send("demo.echo", {"text": "too early"})
     await bus.connect()
     closing = await bus.receive("s.closing")
     assert closing["p"]["code"] == 4401
     assert await bus.wait_closed() == 4401
+    # After the close: ConnectionError at once (a 30 s timeout would fail this test with TimeoutError).
+    for _ in range(2):
+        with pytest.raises(ConnectionError, match=r"connection closed \(4401\)"):
+            await bus.receive(timeout=30)
+    with pytest.raises(ConnectionError, match=r"connection closed \(4401\)"):
+        await bus.request("demo.echo", {"text": "after the close"}, timeout=30)
 
 
 async def test_foreign_origin_is_refused(server):
@@ -111,7 +119,7 @@ async def test_client_handlers_timeouts_and_fire_and_forget(server):
         bus.on("error.bad_request", seen.append)
         await bus.send_raw("[]")
         await bus.send("demo.echo", {"text": "no reply expected"})
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match=r"no reply to e2e.sleep \(i=\d+\) within 0.05 s"):
             await bus.request("e2e.sleep", {"seconds": 0.3}, timeout=0.05)
         # The late reply is dropped; the connection goes on.
         assert await bus.request("demo.add", {"a": 1, "b": 2}) == {"sum": 3}
