@@ -85,6 +85,16 @@ def check_access(name: str, user: Any) -> Topic:
     return topic
 
 
+def _confirm_access(name: str, user: Any) -> tuple[Topic, Any]:
+    """After the join: check access again, then compute the initial state. Sync (may query the database).
+
+    A recheck that ran between the first check and the join did not see this connection; this
+    second check, made once it is a member, catches what that recheck would have.
+    """
+    topic = check_access(name, user)
+    return topic, topic.initial_state(user)
+
+
 @incoming.register
 class TopicSubscribe(Message):
     """``topic.subscribe {"topic"}`` → ``topic.subscribed {"topic", "state"}`` or ``error.subscribe``."""
@@ -94,7 +104,8 @@ class TopicSubscribe(Message):
     concurrent = True
 
     async def handle(self) -> Any:
-        """Check, join, then compute the initial state (joined first, so no change is missed).
+        """Check, join, check again, then compute the initial state (joined first, so no change is
+        missed; checked again once joined, so no recheck is missed).
 
         Subscribes and leaves of one connection take turns (its topic lock), so a
         ``topic.leave`` sent during a slow check is applied after it, in order.
@@ -107,13 +118,14 @@ class TopicSubscribe(Message):
                     f"This connection follows {connection.max_topics} topics already; leave one first.",
                     topic=topic.name,
                 )
-            await connection.join(topic.name)
+            joined = topic.name
+            await connection.join(joined)
             try:
-                state = await database_sync_to_async(topic.initial_state)(self.user)
+                topic, state = await database_sync_to_async(_confirm_access)(self.data.topic, self.user)
             except BaseException:
-                await connection.leave(topic.name)
+                await connection.leave(joined)
                 raise
-        return TopicSubscribed(topic=topic.name, state=state)
+        return TopicSubscribed(topic=joined, state=state)
 
 
 @incoming.register

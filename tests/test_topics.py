@@ -363,3 +363,22 @@ async def test_a_publish_is_encoded_once_whatever_the_number_of_subscribers(bus_
         assert await tab.receive() == {"t": "test.greeting", "p": {"text": "once"}, "c": "test.room:once"}
     assert calls["encode"] == 1
     assert calls["dumps"] <= 1  # the one encode's JSON; nothing per subscriber
+
+
+async def test_access_lost_between_the_check_and_the_join_is_caught_by_the_second_check(bus_client, user):
+    """A recheck that runs while a subscribe is between its check and its join cannot see the new
+    follower: the check made again once joined refuses it, and it follows nothing."""
+    from tests.testapp import topics
+
+    client = await bus_client(user=user)
+    topics.GATE_ANSWERS[:] = [True, False]  # allowed before the join, no longer after it
+    with pytest.raises(RequestFailed) as exc:
+        await client.request("topic.subscribe", {"topic": "test.gate:a"})
+    assert exc.value.payload["msg"] == "You may not subscribe to test.gate:a."
+    assert topics.GATE_ANSWERS == []  # both checks ran
+    assert "test.gate:a" not in (await client.request("topic.list"))["topics"]
+    await apublish(Greet(text="not for you"), to="test.gate:a")
+    await client.assert_nothing_received(0.2)
+    topics.GATE_ANSWERS[:] = [True, True]
+    assert (await client.request("topic.subscribe", {"topic": "test.gate:a"}))["topic"] == "test.gate:a"
+    assert topics.GATE_ANSWERS == []

@@ -34,6 +34,21 @@ class ShortRoom(Topic):
     key_pattern = r"[a-z0-9-]{1,8}"
 
 
+#: The answers ``test.gate`` gives, one per ``allowed`` call (True once they run out).
+GATE_ANSWERS: list[bool] = []
+
+
+@topic_kinds.register
+class Gate(Topic):
+    """``test.gate:<slug>``: access that changes between two checks, as when a recheck races a subscribe."""
+
+    kind = "test.gate"
+    key_type = "slug"
+
+    def allowed(self, user):
+        return GATE_ANSWERS.pop(0) if GATE_ANSWERS else True
+
+
 @topic_kinds.register
 class PlainNote(Topic):
     """``test.plainnote:<pk>``: a model key with the default ``allowed`` (``has_perm``, object or model)."""
