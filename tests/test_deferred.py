@@ -650,3 +650,29 @@ async def test_trigger_with_a_request_runs_as_the_request_user(bus_client, user)
     )
     frames = [await client.receive("test.who_asked") for _ in range(2)]
     assert frames[1]["i"] == "rq2" and frames[1]["p"]["user"] == "alice"
+
+
+_NO_TASKS_DB_PROBE = """
+from importlib.util import find_spec
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.auth", "django.contrib.contenttypes",
+        *([] if find_spec("django.tasks") else ["django_tasks"]), "channelbus",
+    ],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+)
+django.setup()
+from channelbus.management.commands.runbus import start_embedded_worker
+print(start_embedded_worker())
+"""
+
+
+def test_runbus_starts_no_worker_when_django_tasks_db_is_not_installed():
+    """An RQ (or Celery) project need not install django_tasks_db: runbus then just serves."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TASKS_DB_PROBE], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

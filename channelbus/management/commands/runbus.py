@@ -152,6 +152,10 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Any:
     """
     import threading
 
+    from django.apps import apps
+
+    if not apps.is_installed("django_tasks_db"):  # RQ, Celery...: importing its models would fail
+        return None
     try:
         from django_tasks_db.backend import DatabaseBackend
         from django_tasks_db.management.commands.db_worker import Worker
