@@ -9,6 +9,7 @@
 * ``channelbus.E004`` two topic kinds registered under one name
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
+* ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "check_registries",
     "check_settings",
     "check_topic_kinds",
+    "check_worker_layer",
 ]
 
 _POSITIVE_INT = (
@@ -134,7 +136,8 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
                 "No channel layer is configured: messages reach sockets of this process only, never "
                 "those of other processes or publishes from a shell.",
                 hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': 'channels.layers.InMemoryChannelLayer'}} "
-                "for one process, or channels_redis for several (docs/settings.md).",
+                "for one process (the embedded default), or channels_redis when there are several server "
+                "or worker processes (channelbus's docs/settings.md).",
                 id="channelbus.W001",
             )
         ]
@@ -164,6 +167,34 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             )
         ]
     return []
+
+
+#: Task backends whose jobs run in the process that serves the sockets (the immediate backend, runbus's
+#: embedded django_tasks_db worker) or not at all (the dummy backend).
+_IN_PROCESS_TASK_BACKENDS = ("ImmediateBackend", "DummyBackend", "django_tasks_db.DatabaseBackend")
+
+
+@register(Tags.compatibility)
+def check_worker_layer(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """W005: jobs run in worker processes, but the channel layer cannot reach other processes."""
+    layers = getattr(django_settings, "CHANNEL_LAYERS", None) or {}
+    layer = str((layers.get("default") or {}).get("BACKEND", ""))
+    if layer and not layer.endswith("InMemoryChannelLayer"):
+        return []
+    tasks = getattr(django_settings, "TASKS", None) or {}
+    backend = str((tasks.get("default") or {}).get("BACKEND", ""))
+    if not backend or backend.endswith(_IN_PROCESS_TASK_BACKENDS):
+        return []
+    return [
+        Warning(
+            f"TASKS['default'] ({backend}) runs deferred jobs in worker processes, but the channel layer "
+            f"is {'in-memory' if layer else 'not configured'}: the workers' r, progress, s and error.job "
+            "frames, and what their handlers publish, never reach the sockets.",
+            hint="Use channels_redis in CHANNEL_LAYERS (pip install 'channelbus[redis]'), the same for "
+            "the servers and the workers (channelbus's docs/deployment.md).",
+            id="channelbus.W005",
+        )
+    ]
 
 
 @register(Tags.database)

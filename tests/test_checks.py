@@ -4,7 +4,13 @@ import pytest
 from django.test import override_settings
 
 from channelbus import Message, incoming
-from channelbus.checks import check_channel_layer, check_registries, check_settings, check_sqlite_queue
+from channelbus.checks import (
+    check_channel_layer,
+    check_registries,
+    check_settings,
+    check_sqlite_queue,
+    check_worker_layer,
+)
 
 
 def ids(messages):
@@ -155,3 +161,28 @@ def test_sqlite_job_queue_without_immediate_transactions(settings):
 
 def test_no_sqlite_warning_for_other_task_backends():
     assert check_sqlite_queue() == []  # the test settings use the immediate backend
+
+
+RQ_QUEUE = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+REDIS_LAYER = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}}
+MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.mark.parametrize(
+    "tasks, layers, warned",
+    [
+        (RQ_QUEUE, MEMORY_LAYER, True),
+        (RQ_QUEUE, {}, True),
+        (RQ_QUEUE, REDIS_LAYER, False),
+        (DB_QUEUE, MEMORY_LAYER, False),  # runbus's worker thread
+        ({}, {}, False),  # the immediate backend: jobs run in the server
+    ],
+)
+def test_worker_processes_need_a_shared_channel_layer(settings, tasks, layers, warned):
+    settings.TASKS = tasks
+    settings.CHANNEL_LAYERS = layers
+    warnings = check_worker_layer()
+    assert ids(warnings) == (["channelbus.W005"] if warned else [])
+    if warned:
+        assert "django_tasks_rq.RQBackend" in warnings[0].msg and "never reach the sockets" in warnings[0].msg
+        assert "channels_redis" in warnings[0].hint
