@@ -71,13 +71,7 @@ def resolve_targets(to: Any) -> tuple[list[str], list[str]]:
                     f"publish(to=...) takes topic names, Topic objects, users, model instances or "
                     f"connection addresses, not {item!r}."
                 ) from None
-            kind = name.partition(":")[0]
-            if kind not in topic_kinds:  # nobody can follow it: a typo, or a model nobody bound
-                raise ValueError(
-                    f"publish(to=...): no topic kind {kind!r} is registered, so nobody can follow "
-                    f"{name!r}. Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
-                )
-            topics.append(name)
+            topics.append(topic_kinds.require_kind(name, "publish(to=...)"))
     return topics, addresses
 
 

@@ -85,14 +85,13 @@ def check_access(name: str, user: Any) -> Topic:
     return topic
 
 
-def _confirm_access(name: str, user: Any) -> tuple[Topic, Any]:
-    """After the join: check access again, then compute the initial state. Sync (may query the database).
+def _confirm_access(name: str, user: Any) -> Any:
+    """After the join: check access again, then return the initial state. Sync (may query the database).
 
     A recheck that ran between the first check and the join did not see this connection; this
     second check, made once it is a member, catches what that recheck would have.
     """
-    topic = check_access(name, user)
-    return topic, topic.initial_state(user)
+    return check_access(name, user).initial_state(user)
 
 
 @incoming.register
@@ -118,14 +117,13 @@ class TopicSubscribe(Message):
                     f"This connection follows {connection.max_topics} topics already; leave one first.",
                     topic=topic.name,
                 )
-            joined = topic.name
-            await connection.join(joined)
+            await connection.join(topic.name)
             try:
-                topic, state = await database_sync_to_async(_confirm_access)(self.data.topic, self.user)
+                state = await database_sync_to_async(_confirm_access)(self.data.topic, self.user)
             except BaseException:
-                await connection.leave(joined)
+                await connection.leave(topic.name)
                 raise
-        return TopicSubscribed(topic=joined, state=state)
+        return TopicSubscribed(topic=topic.name, state=state)
 
 
 @incoming.register

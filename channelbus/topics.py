@@ -191,6 +191,17 @@ class TopicRegistry:
         """The names of the registered kinds."""
         return iter(self._kinds)
 
+    def require_kind(self, name: str, caller: str) -> str:
+        """``name``, if its kind is registered; else ``ValueError``: nobody could ever follow it (a typo,
+        or a model nobody bound). ``caller`` starts the message (``"publish(to=...)"``)."""
+        kind = name.partition(":")[0]
+        if kind not in self._kinds:
+            raise ValueError(
+                f"{caller}: no topic kind {kind!r} is registered, so nobody can follow {name!r}. "
+                f"Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
+            )
+        return name
+
     def auto_join_kinds(self) -> list[type[Topic]]:
         """Kinds every connection joins by itself."""
         return [c for c in self._kinds.values() if c.auto_join]
@@ -277,16 +288,9 @@ def topic_token(names: Iterable[Any]) -> str:
     in the WebSocket URL and the connection joins those topics at once. The
     server chose them, so no permission check runs; sign only what this
     request's user may see. A name whose kind is not registered raises
-    ``ValueError``: nothing could ever be published to it.
+    ``ValueError`` (:meth:`TopicRegistry.require_kind`).
     """
-    topics = [topic_name(n) for n in names]
-    for name in topics:
-        kind = name.partition(":")[0]
-        if kind not in topic_kinds:
-            raise ValueError(
-                f"topic_token(): no topic kind {kind!r} is registered, so nothing can be published to "
-                f"{name!r}. Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
-            )
+    topics = [topic_kinds.require_kind(topic_name(n), "topic_token()") for n in names]
     return signing.dumps(topics, salt=_TOKEN_SALT, compress=True)
 
 
