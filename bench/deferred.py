@@ -719,7 +719,7 @@ django.setup()
 import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from channelbus.publishing import send_text
+from channelbus.publishing.sender import send_text
 
 n = int(sys.argv[1])
 info = redis.Redis.from_url(os.environ["REDIS_URL"])
@@ -740,13 +740,13 @@ per_call = (time.perf_counter() - started) / n
 opened_sync = connections() - before
 
 async def from_one_loop():
-    from channelbus.fanout import get_hub
+    from channelbus.transport import get_hub
     hub = get_hub()
-    await hub.send_to(address, text)
+    await hub.send_to_address(address, text)
     before = connections()
     started = time.perf_counter()
     for _ in range(n):
-        await hub.send_to(address, text)
+        await hub.send_to_address(address, text)
     return (time.perf_counter() - started) / n, connections() - before
 
 per_loop, opened_loop = asyncio.run(from_one_loop())

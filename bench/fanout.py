@@ -8,7 +8,7 @@ Servers (all in ``bench/fanout_site/``), each case on a fresh process:
   (one channel-layer message and one ``send_json`` per subscriber);
 * ``channelbus:<layer>``: ``bench.shout`` → ``apublish(Shouted(...), to="bench.all")``, encoded once;
   under uvicorn's default WebSocket implementation (and without compression) framed once too and
-  the same bytes written to every socket's transport (``channelbus.fastpath``, the ``RAW_FRAMES``
+  the same bytes written to every socket's transport (``channelbus.transport.raw_frames``, the ``RAW_FRAMES``
   setting), otherwise the same ASGI event handed to every socket's ``send``;
 * ``busasgi:<layer>`` (not run by default): the same channelbus server with
   ``CHANNELBUS["RAW_FRAMES"] = False``, so every delivery is an ASGI ``send``

@@ -4,77 +4,81 @@ The public API, importable from the package root::
 
     from channelbus import Message, incoming, outgoing, BusError
 
-Names are imported lazily, so ``channelbus.protocol`` and ``channelbus.client``
-work without Django being configured.
+The names below are its one list. They are imported lazily (on first use), so
+``channelbus.protocol`` and ``channelbus.client`` work without Django being
+configured; at run time :func:`__getattr__` reads this list from the source.
 """
 
 from __future__ import annotations
 
+import ast
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from . import _moved
 
-_EXPORTS = {
-    "Message": "channelbus.messages",
-    "Metadata": "channelbus.messages",
-    "Registry": "channelbus.registry",
-    "incoming": "channelbus.registry",
-    "outgoing": "channelbus.registry",
-    "BusConsumer": "channelbus.consumer",
-    "publish": "channelbus.publishing",
-    "apublish": "channelbus.publishing",
-    "recheck": "channelbus.publishing",
-    "arecheck": "channelbus.publishing",
-    "Topic": "channelbus.topics",
-    "topic_kinds": "channelbus.topics",
-    "topic_token": "channelbus.topics",
-    "bus_application": "channelbus.routing",
-    "websocket_urlpatterns": "channelbus.routing",
-    "BusError": "channelbus.protocol",
-    "BadRequest": "channelbus.protocol",
-    "CloseCode": "channelbus.protocol",
-    "JobFailed": "channelbus.protocol",
-    "NotFound": "channelbus.protocol",
-    "RateLimited": "channelbus.protocol",
-    "ServerError": "channelbus.protocol",
-    "SubscribeRefused": "channelbus.protocol",
-    "TooLarge": "channelbus.protocol",
-    "Unauthorized": "channelbus.protocol",
-    "UnknownMessageType": "channelbus.protocol",
-    "ValidationFailed": "channelbus.protocol",
-}
+__version__ = "0.2.0.dev0"
 
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:  # the public API, listed once (read at run time by _public_names())
+    from .jobs import trigger as trigger
+    from .messages import Message as Message
+    from .messages import Metadata as Metadata
+    from .messages import Registry as Registry
+    from .messages import dom as dom
+    from .messages import incoming as incoming
+    from .messages import outgoing as outgoing
+    from .protocol import BadRequest as BadRequest
+    from .protocol import BusError as BusError
+    from .protocol import CloseCode as CloseCode
+    from .protocol import JobFailed as JobFailed
+    from .protocol import NotFound as NotFound
+    from .protocol import RateLimited as RateLimited
+    from .protocol import ServerError as ServerError
+    from .protocol import SubscribeRefused as SubscribeRefused
+    from .protocol import TooLarge as TooLarge
+    from .protocol import Unauthorized as Unauthorized
+    from .protocol import UnknownMessageType as UnknownMessageType
+    from .protocol import ValidationFailed as ValidationFailed
+    from .publishing import apublish as apublish
+    from .publishing import arecheck as arecheck
+    from .publishing import publish as publish
+    from .publishing import recheck as recheck
+    from .publishing.binding import ModelBinding as ModelBinding
+    from .publishing.binding import bind as bind
+    from .publishing.binding import notify_changed as notify_changed
+    from .routing import bus_application as bus_application
+    from .routing import websocket_urlpatterns as websocket_urlpatterns
+    from .server import BusConsumer as BusConsumer
+    from .session import ConnectionSession as ConnectionSession
+    from .topics import Topic as Topic
+    from .topics import topic_kinds as topic_kinds
+    from .topics import topic_token as topic_token
 
-if TYPE_CHECKING:
-    from .consumer import BusConsumer
-    from .messages import Message, Metadata
-    from .protocol import (
-        BadRequest,
-        BusError,
-        CloseCode,
-        JobFailed,
-        NotFound,
-        RateLimited,
-        ServerError,
-        SubscribeRefused,
-        TooLarge,
-        Unauthorized,
-        UnknownMessageType,
-        ValidationFailed,
-    )
-    from .publishing import apublish, arecheck, publish, recheck
-    from .registry import Registry, incoming, outgoing
-    from .routing import bus_application, websocket_urlpatterns
-    from .topics import Topic, topic_kinds, topic_token
+
+def _public_names() -> dict[str, str]:
+    """``{name: module}`` of the ``if TYPE_CHECKING:`` block above, read from this file's source."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    return {
+        alias.asname or alias.name: f"{__name__}.{node.module}"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+
+
+_PUBLIC = _public_names()
+__all__ = sorted(_PUBLIC)
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'channelbus' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    owner = import_module(module)
+    value = getattr(owner, name) if hasattr(owner, name) else import_module(f"{module}.{name}")
     globals()[name] = value
     return value
 

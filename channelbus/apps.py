@@ -19,10 +19,13 @@ class ChannelbusConfig(AppConfig):
     def ready(self) -> None:
         """Register built-ins, autodiscover ``<app>.messages`` and the system checks.
 
-        Also imports what a job needs (``channelbus.tasks`` and the channel layer's backend class),
+        Also imports what a job needs (``channelbus.jobs`` and the channel layer's backend class),
         so a worker that forks per job (RQ's ``rqworker``) imports them once, not in every fork.
         """
-        from . import builtins, checks, dom, tasks, topic_messages  # noqa: F401
+        from . import checks, jobs  # noqa: F401
+        from .jobs import tracking  # noqa: F401
+        from .messages import control, dom  # noqa: F401
+        from .topics import control as topic_control  # noqa: F401
 
         autodiscover_modules("topics")
         autodiscover_modules("messages")

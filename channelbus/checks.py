@@ -21,7 +21,8 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 
 from .conf import DEFAULTS, settings
-from .registry import all_registries
+from .messages import all_registries
+from .topics import topic_kinds
 
 __all__ = [
     "check_channel_layer",
@@ -251,8 +252,6 @@ def _redis_py_major() -> int:
 @register(Tags.compatibility)
 def check_topic_kinds(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """E004: one topic kind registered by two classes."""
-    from .topics import topic_kinds
-
     return [
         Error(
             f"Topic kind {kind!r} is registered twice: {kept.__module__}.{kept.__qualname__} and "

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .protocol import MAX_TRACE_ID_LENGTH, states
+from .protocol import MAX_TRACE_ID_LENGTH, encode, states
 
 __all__ = ["BusClient", "Frame", "RequestFailed", "fetch_cookies"]
 
@@ -159,7 +159,7 @@ class BusClient:
 
     async def send(self, type_name: str, payload: Any = None) -> None:
         """Fire and forget: a message without ``i`` (errors still come back, to :meth:`receive`)."""
-        await self.send_raw(_encode(type_name, payload, None))
+        await self.send_raw(encode(type_name, payload))
 
     async def request(
         self,
@@ -198,7 +198,7 @@ class BusClient:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._pending[i] = (future, on_state)
         try:
-            await self.send_raw(_encode(type_name, payload, i))
+            await self.send_raw(encode(type_name, payload, i=i))
             try:
                 frame = await asyncio.wait_for(future, timeout)
             except TimeoutError:
@@ -285,12 +285,3 @@ class BusClient:
 
 #: Put in the inbox when the connection has closed.
 _CLOSED: Frame = {"t": "", "closed": True}
-
-
-def _encode(type_name: str, payload: Any, i: str | None) -> bytes | str:
-    data: dict[str, Any] = {"t": type_name}
-    if i is not None:
-        data["i"] = i
-    if payload is not None:
-        data["p"] = payload
-    return orjson.dumps(data).decode()

@@ -25,7 +25,7 @@ from asgiref.testing import ApplicationCommunicator
 
 from .client import Frame, RequestFailed
 from .protocol import states
-from .publishing import Published
+from .publishing.api import Published, captures
 
 __all__ = [
     "BusTestClient",
@@ -74,7 +74,7 @@ class BusTestClient:
         if application is None:
             from django.contrib.auth.models import AnonymousUser
 
-            from .consumer import BusConsumer
+            from .server import BusConsumer
 
             application = BusConsumer.as_asgi()
             scope["user"] = user if user is not None else AnonymousUser()
@@ -200,14 +200,12 @@ def capture_published() -> Iterator[list[Published]]:
     A message published with ``publish()`` is recorded when it is sent: after the commit.
     Messages are still delivered.
     """
-    from .publishing import _captures
-
     sent: list[Published] = []
-    _captures.append(sent)
+    captures.append(sent)
     try:
         yield sent
     finally:
-        _captures.remove(sent)
+        captures.remove(sent)
 
 
 def _fixture(func: Callable[..., Any]) -> Any:

@@ -34,7 +34,7 @@ from django.utils.safestring import SafeString
 
 from ..conf import settings
 from ..protocol.limits import MAX_TYPE_LENGTH, TYPE_PATTERN
-from ..topics import topic_token
+from ..topics.tokens import topic_token
 
 __all__ = ["CONFIG_ELEMENT_ID", "SCRIPT_PATH", "channelbus_bind", "channelbus_client", "client_config"]
 

@@ -1,6 +1,6 @@
 """The demo's topic kinds (chat rooms, the shout channel) and the board's model binding."""
 
-from channelbus.binding import ModelBinding, bind
+from channelbus.publishing.binding import ModelBinding, bind
 from channelbus.topics import Topic, topic_kinds
 
 from .models import Card, ChatMessage

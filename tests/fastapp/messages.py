@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from channelbus import Message, apublish, incoming, outgoing
-from channelbus.fanout import get_hub
+from channelbus.transport import get_hub
 
 
 class TickSchema(BaseModel):

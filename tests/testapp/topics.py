@@ -1,6 +1,6 @@
 """Topic kinds used by the tests."""
 
-from channelbus.binding import ModelBinding, bind
+from channelbus.publishing.binding import ModelBinding, bind
 from channelbus.topics import Topic, topic_kinds
 
 from .models import Note

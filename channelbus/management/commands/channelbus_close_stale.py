@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from channelbus.connections import close_stale
+from channelbus.jobs.tracking import close_stale
 
 
 class Command(BaseCommand):

@@ -9,12 +9,11 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydantic import ValidationError
 
-from channelbus.fanout import ADDRESS_SEPARATOR
-from channelbus.messages import validation_errors
+from channelbus.messages import outgoing, validation_errors
 from channelbus.protocol import SubscribeRefused
 from channelbus.publishing import publish
-from channelbus.registry import outgoing
 from channelbus.topics import topic_kinds
+from channelbus.transport import is_address
 
 
 class Command(BaseCommand):
@@ -47,7 +46,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(f"Invalid payload for {cls.name}: {validation_errors(exc)}") from None
         target = options["topic"]
-        if ADDRESS_SEPARATOR not in target:  # a topic: its kind must exist and its key be well formed
+        if not is_address(target):  # a topic: its kind must exist and its key be well formed
             try:
                 target = topic_kinds.resolve(target).name  # the name subscribers use: "user:042" -> "user:42"
             except SubscribeRefused as exc:

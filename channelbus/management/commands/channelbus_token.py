@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from channelbus.auth import connection_token
 from channelbus.conf import settings
+from channelbus.server.auth import connection_token
 
 
 class Command(BaseCommand):

@@ -1,0 +1,55 @@
+"""A deferred message's answers: its states, progress and result, sent to the connection that asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..messages import Message, reply_frame
+from ..protocol import BusError, encode, error_frame, states
+from ..publishing.sender import FrameSender
+
+__all__ = ["Replier"]
+
+
+class Replier:
+    """Sends one job's frames to its connection, in the order they were made.
+
+    Nothing is sent without an ``address`` (a job nobody waits for), and only errors without a
+    ``trace_id`` (a message sent without ``i`` asked for no reply). It is the handler's
+    :class:`~channelbus.messages.ProgressReporter`.
+    """
+
+    def __init__(self, address: str | None, trace_id: str | None, type_name: str) -> None:
+        self.address = address
+        self.trace_id = trace_id
+        self.type_name = type_name
+        self._sender = FrameSender(address) if address is not None else None
+
+    def _send(self, text: str) -> None:
+        if self._sender is not None:  # the job's frames arrive in the order they were sent
+            self._sender.send(text)
+
+    def state(self, state: str, payload: Any = None) -> None:
+        """Send the state ``state`` (``r`` when the handler starts), with an optional payload."""
+        if self.trace_id is not None:
+            self._send(encode(self.type_name, payload, i=self.trace_id, s=state))
+
+    def progress(self, done: float, total: float | None, text: str | None) -> None:
+        """Send ``r`` with ``{"done", "total", "text"}`` (``self.progress(...)`` in a handler)."""
+        payload: dict[str, Any] = {"done": done}
+        if total is not None:
+            payload["total"] = total
+        if text is not None:
+            payload["text"] = text
+        self.state(states.RUNNING, payload)
+
+    def result(self, cls: type[Message], result: Any) -> None:
+        """Send the handler's result as the ``s`` frame."""
+        if self.trace_id is not None:
+            self._send(reply_frame(cls, self.trace_id, result))
+
+    def error(self, error: BusError) -> None:
+        """Send ``error`` as an error frame answering the request."""
+        if error.trace_id is None:
+            error.trace_id = self.trace_id
+        self._send(error_frame(error))

@@ -1,0 +1,14 @@
+"""Publishing: sending a message to topics and connections from any code, sync or async.
+
+``api`` (``publish``, ``apublish``), ``targets`` (what ``to=`` takes), ``recheck`` (asking
+followers again), ``sender`` (the event loop that sync code sends through) and ``binding``
+(a model's changes published after commit).
+"""
+
+from __future__ import annotations
+
+from .api import Published, apublish, hold_publishes, publish
+from .recheck import arecheck, recheck
+from .targets import resolve_targets
+
+__all__ = ["Published", "apublish", "arecheck", "hold_publishes", "publish", "recheck", "resolve_targets"]

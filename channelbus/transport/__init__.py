@@ -1,0 +1,22 @@
+"""Transport: delivering encoded frames to sockets, in this process and in others.
+
+``hub`` (one :class:`Hub` per event loop: topic membership, fan-out, the channel layer),
+``addresses`` (how a connection is named across processes) and ``raw_frames`` (a published
+frame framed once and written to every uvicorn socket).
+"""
+
+from __future__ import annotations
+
+from .addresses import ADDRESS_SEPARATOR, is_address, make_address, split_address
+from .hub import Endpoint, Hub, get_hub, group_name
+
+__all__ = [
+    "ADDRESS_SEPARATOR",
+    "Endpoint",
+    "Hub",
+    "get_hub",
+    "group_name",
+    "is_address",
+    "make_address",
+    "split_address",
+]
