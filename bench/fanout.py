@@ -39,10 +39,13 @@ server CPU per delivery still compares fairly.
 Usage: ``.venv/bin/python bench/fanout.py [--subscribers 100,1000,5000] [--broadcasts K]
 [--seconds S] [--min-broadcasts N] [--max-seconds S] [--warmup N] [--warmup-seconds S]
 [--timeout S] [--cases bare:none,channels:memory,...] [--repeat N] [--retries N] [--ws auto]
-[--deflate] [--redis-url URL] [--profile DIR]``; the same knobs are read from ``FANOUT_SUBSCRIBERS``,
-``FANOUT_BROADCASTS``, ``FANOUT_SECONDS``, ``FANOUT_MIN_BROADCASTS``, ``FANOUT_MAX_SECONDS``,
-``FANOUT_WARMUP``, ``FANOUT_WARMUP_SECONDS``, ``FANOUT_TIMEOUT``, ``FANOUT_CASES``,
-``FANOUT_REPEAT``, ``FANOUT_RETRIES``, ``FANOUT_WS``, ``FANOUT_DEFLATE`` and ``FANOUT_REDIS_URL``.
+[--deflate] [--redis-url URL] [--profile DIR] [--baseline REF]``; the same knobs are read from
+``FANOUT_SUBSCRIBERS``, ``FANOUT_BROADCASTS``, ``FANOUT_SECONDS``, ``FANOUT_MIN_BROADCASTS``,
+``FANOUT_MAX_SECONDS``, ``FANOUT_WARMUP``, ``FANOUT_WARMUP_SECONDS``, ``FANOUT_TIMEOUT``,
+``FANOUT_CASES``, ``FANOUT_REPEAT``, ``FANOUT_RETRIES``, ``FANOUT_WS``, ``FANOUT_DEFLATE``,
+``FANOUT_REDIS_URL`` and ``FANOUT_BASELINE``. ``--baseline HEAD~1`` runs the channelbus of that
+commit (extracted with ``git archive``) as the case ``baseline:<layer>`` after each
+``channelbus:<layer>`` case, so the two are compared in the same run.
 
 A case sends up to K broadcasts (default 1,000), stops after S seconds of measuring (default 3)
 once it has sent at least N (default 3), and sends fewer than N only when N would take more than
@@ -78,6 +81,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import baseline
 import uvloop
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -102,13 +106,17 @@ SERVER_LABELS = {
     "channels": "plain Channels",
     "channelbus": "channelbus",
     "busasgi": "channelbus, RAW_FRAMES off",
+    "baseline": "channelbus @ --baseline",
 }
 APPS = {
     "bare": "fanout_site.asgi_bare:application",
     "channels": "fanout_site.asgi_channels:application",
     "channelbus": "fanout_site.asgi_bus:application",
     "busasgi": "fanout_site.asgi_bus_asgisend:application",
+    "baseline": "fanout_site.asgi_bus:application",  # run from the tree of --baseline REF
 }
+#: The tree of ``--baseline REF`` (:func:`baseline.checkout`), for ``baseline:<layer>`` cases.
+BASELINE_TREE: Path | None = None
 DEFAULT_CASES = (
     "bare:none,channels:memory,channelbus:memory,channels:pubsub,channelbus:pubsub,channelbus:redis"
 )
@@ -131,7 +139,7 @@ class Case:
     @property
     def bus(self) -> bool:
         """True for channelbus servers (subscribe with ``topic.subscribe``, publish ``bench.shout``)."""
-        return self.server in ("channelbus", "busasgi")
+        return self.server in ("channelbus", "busasgi", "baseline")
 
     @property
     def label(self) -> str:
@@ -176,7 +184,9 @@ class Server:
         if can_pin():
             argv = ["taskset", "-c", str(SERVER_CPU), *argv]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])])
+        tree = BASELINE_TREE if case.server == "baseline" else None
+        paths = baseline.pythonpath(tree) if tree is not None else [str(BENCH_DIR)]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
         env.update(
             DJANGO_SETTINGS_MODULE="fanout_site.settings",
             FANOUT_LAYER=case.layer,
@@ -188,7 +198,8 @@ class Server:
         self.log = Path(tempfile.mkstemp(prefix="fanout-server-", suffix=".log", dir=workdir)[1])
         with self.log.open("wb") as out:
             # taskset execs the server, so proc.pid is the server's own pid.
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            cwd = tree or ROOT
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _running.append(self)
 
     def wait_listening(self, timeout: float = 30.0) -> None:
@@ -848,6 +859,12 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
         help="offer permessage-deflate like a browser (frames are then counted, not read)",
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the channelbus servers into DIR")
+    parser.add_argument(
+        "--baseline",
+        default=env("FANOUT_BASELINE"),
+        metavar="REF",
+        help="run the channelbus of git commit REF too: adds baseline:<layer> after each channelbus case",
+    )
     opts = parser.parse_args(argv)
     opts.subscribers = [int(m) for m in opts.subscribers.split(",") if m.strip()]
     specs, opts.cases = opts.cases, []
@@ -860,6 +877,12 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
         if (server == "bare") != (layer == "none"):
             parser.error(f"unknown case {spec!r}: the bare ASGI app runs without a layer (bare:none)")
         opts.cases.append(Case(server, layer))
+        if opts.baseline and server == "channelbus":
+            opts.cases.append(Case("baseline", layer))
+    if opts.baseline:
+        global BASELINE_TREE
+        BASELINE_TREE = baseline.checkout(opts.baseline)
+        SERVER_LABELS["baseline"] = f"channelbus @ {opts.baseline}"
     opts.prefix = f"fanout{os.getpid()}x{int(time.time())}"
     if opts.profile:
         opts.profile.mkdir(parents=True, exist_ok=True)

@@ -10,18 +10,21 @@ process, the load client, pins itself to CPU 1:
 * ``channelbus``: ``demo.echo`` through ``bus_application``.
 
 Usage: ``.venv/bin/python bench/run.py [--duration S] [--warmup S] [--clients 1,50] [--sockets N]
-[--repeat N] [--retries N] [--only decode|echo|idle]``; the same knobs are read from
+[--repeat N] [--retries N] [--only decode|echo|idle] [--baseline REF]``; the same knobs are read from
 ``BENCH_DURATION``, ``BENCH_WARMUP``, ``BENCH_CLIENTS``, ``BENCH_SOCKETS``, ``BENCH_REPEAT``,
-``BENCH_RETRIES`` and ``BENCH_SETTLE``. On a shared machine, an echo run during which other
-processes or the hypervisor took 10 % of a core or more (the ``other procs %`` and ``steal %``
-columns) is measured again, up to ``--retries`` times (default 2), and the least disturbed round
-is kept; ``--repeat 3`` measures every case three times.
+``BENCH_RETRIES``, ``BENCH_SETTLE`` and ``BENCH_BASELINE``. ``--baseline HEAD~1`` also runs the
+channelbus of that commit (extracted with ``git archive``) as one more server, to compare in the
+same run. On a shared machine, an echo run during which other processes or the hypervisor took
+10 % of a core or more (the ``other procs %`` and ``steal %`` columns) is measured again, up to
+``--retries`` times (default 2), and the least disturbed round is kept; ``--repeat 3`` measures
+every case three times.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import resource
 import signal
@@ -30,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import baseline
 import decode
 import uvloop
 from idle import IdleResult, idle_memory
@@ -67,6 +71,12 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=int(env("BENCH_RETRIES", "2")))
     parser.add_argument("--settle", type=float, default=float(env("BENCH_SETTLE", "1")))
     parser.add_argument("--only", choices=["decode", "echo", "idle"])
+    parser.add_argument(
+        "--baseline",
+        default=env("BENCH_BASELINE"),
+        metavar="REF",
+        help="also run the channelbus of git commit REF (e.g. HEAD~1), in the same run",
+    )
     opts = parser.parse_args(argv)
     opts.clients = [int(c) for c in opts.clients.split(",") if c.strip()]
     return opts
@@ -194,12 +204,16 @@ def _header(opts: argparse.Namespace, pinned: bool) -> str:
 
 
 async def _main(opts: argparse.Namespace, workdir: Path) -> None:
+    extra: list[ServerKind] = []
+    if opts.baseline:
+        tree = baseline.checkout(opts.baseline)
+        extra.append(dataclasses.replace(CHANNELBUS, label=f"channelbus @ {opts.baseline}", tree=tree))
     if opts.only in (None, "echo"):
         print("\n## Echo: closed loop, each client awaits its reply before the next message\n", flush=True)
-        print(render_echo(await _echo(ECHO_SERVERS, opts, workdir)), flush=True)
+        print(render_echo(await _echo(ECHO_SERVERS + extra, opts, workdir)), flush=True)
     if opts.only in (None, "idle"):
         print(f"\n## Memory: {opts.sockets:,} idle sockets, server RSS (VmRSS)\n", flush=True)
-        print(render_idle(await _idle(IDLE_SERVERS, opts, workdir)), flush=True)
+        print(render_idle(await _idle(IDLE_SERVERS + extra, opts, workdir)), flush=True)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

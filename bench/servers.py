@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from baseline import pythonpath
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 SERVER_CPU = 0
@@ -35,6 +37,8 @@ class ServerKind:
     argv: tuple[str, ...]
     #: The ``s`` (state) key the echo reply must carry, or None for a plain echo.
     reply_state: str | None = None
+    #: Another source tree to run the server from (``--baseline``), or None for this checkout.
+    tree: Path | None = None
 
 
 def _uvicorn(app: str) -> tuple[str, ...]:
@@ -131,16 +135,16 @@ class Server:
         if can_pin():
             argv = ["taskset", "-c", str(SERVER_CPU), *argv]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(BENCH_DIR), str(ROOT / "demo"), *filter(None, [env.get("PYTHONPATH")])]
-        )
+        paths = pythonpath(kind.tree) if kind.tree is not None else [str(BENCH_DIR), str(ROOT / "demo")]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
         env["DJANGO_SETTINGS_MODULE"] = "bench_site.settings"
         env["BENCH_DB_DIR"] = str(workdir)
         env["PYTHONUNBUFFERED"] = "1"
         log = Path(tempfile.mkstemp(prefix="server-", suffix=".log", dir=workdir)[1])
         with log.open("wb") as out:
             # taskset execs the server, so proc.pid is the server's own pid.
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            cwd = kind.tree or ROOT
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         server = cls(kind, proc, port, log)
         _running.append(server)
         server._wait_listening(timeout)

@@ -53,7 +53,10 @@ def ordered_jobs(dbname):
             "SELECT args_kwargs, status, worker_ids, finished_at FROM django_tasks_database_dbtaskresult"
             " WHERE task_path = 'channelbus.jobs.deferred.run_deferred' ORDER BY enqueued_at"
         ).fetchall()
-    return [(a["args"][1]["n"], status, w, f) for a, status, w, f in rows if a["args"][0] == "e2e.ordered"]
+    jobs = [(a["args"][0], status, w, f) for a, status, w, f in rows]
+    return [
+        (job["payload"]["n"], status, w, f) for job, status, w, f in jobs if job["type_name"] == "e2e.ordered"
+    ]
 
 
 @pytest.fixture
