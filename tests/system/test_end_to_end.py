@@ -207,18 +207,6 @@ async def test_runbus_serves_the_client_and_the_page_that_loads_it(server):
     assert status == 404
 
 
-def test_runbus_serves_static_files_only_with_debug_and_staticfiles(settings):
-    from channelbus.management.commands.runbus import serves_static
-
-    settings.DEBUG = True
-    assert not serves_static(), "the test settings do not install django.contrib.staticfiles"
-    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "django.contrib.staticfiles"]
-    assert serves_static()
-    assert not serves_static(nostatic=True)
-    settings.DEBUG = False
-    assert not serves_static()
-
-
 async def test_runbus_turns_websocket_compression_off(server):
     # Every browser offers permessage-deflate, as websockets' client does by default; runbus declines it so
     # that a published frame is built once and written as is to every subscriber (docs/deployment.md).

@@ -53,22 +53,3 @@ def test_on_the_in_memory_layer_it_publishes_and_warns_that_no_server_is_reached
     out, err = _publish("broadcast", "test.greeting", '{"text": "hi"}')
     assert out == "published test.greeting to broadcast\n"
     assert "in-memory" in err and "channels_redis" in err
-
-
-@pytest.mark.django_db
-def test_channelbus_token_signs_a_client_in_as_the_user():
-    from django.contrib.auth import get_user_model
-
-    from channelbus.server.auth import user_for_token
-
-    alice = get_user_model().objects.create_user(username="alice")
-    out, err = StringIO(), StringIO()
-    call_command("channelbus_token", "alice", stdout=out, stderr=err)
-    assert user_for_token(out.getvalue().strip()) == alice
-    assert "valid for 3600 s" in err.getvalue()
-    with pytest.raises(CommandError, match=r"No user with username 'nobody'\."):
-        call_command("channelbus_token", "nobody")
-    alice.is_active = False
-    alice.save()
-    with pytest.raises(CommandError, match="User 'alice' is inactive"):
-        call_command("channelbus_token", "alice")
