@@ -7,7 +7,7 @@ server, the Python client and tests alike.
 from __future__ import annotations
 
 from . import states
-from .envelope import INCOMING_KEYS, Envelope, decode, encode, valid_trace_id, valid_type_name
+from .envelope import INCOMING_KEYS, Envelope, decode, encode, error_frame, valid_trace_id, valid_type_name
 from .errors import (
     BadRequest,
     BusError,
@@ -50,8 +50,3 @@ __all__ = [
     "valid_trace_id",
     "valid_type_name",
 ]
-
-
-def error_frame(error: BusError) -> str:
-    """Encode ``error`` as its wire frame (state ``f``, its trace id, ``{"msg", **details}``)."""
-    return encode(error.type, error.payload(), i=error.trace_id, s=states.FAILED)

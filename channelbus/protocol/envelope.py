@@ -20,10 +20,19 @@ from typing import Any
 
 import orjson
 
-from .errors import BadRequest, TooLarge
+from . import states
+from .errors import BadRequest, BusError, TooLarge
 from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_TRACE_ID_LENGTH, MAX_TYPE_LENGTH, TYPE_PATTERN
 
-__all__ = ["INCOMING_KEYS", "Envelope", "decode", "encode", "valid_trace_id", "valid_type_name"]
+__all__ = [
+    "INCOMING_KEYS",
+    "Envelope",
+    "decode",
+    "encode",
+    "error_frame",
+    "valid_trace_id",
+    "valid_type_name",
+]
 
 #: Keys a client may send.
 INCOMING_KEYS = frozenset(("t", "i", "p"))
@@ -148,3 +157,8 @@ def encode(
         return _dumps(data).decode()
     except orjson.JSONEncodeError as exc:
         raise TypeError(f"Payload of {t!r} is not JSON-serialisable: {exc}") from None
+
+
+def error_frame(error: BusError) -> str:
+    """Encode ``error`` as its wire frame (state ``f``, its trace id, ``{"msg", **details}``)."""
+    return encode(error.type, error.payload(), i=error.trace_id, s=states.FAILED)
