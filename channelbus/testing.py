@@ -24,7 +24,7 @@ import orjson
 from asgiref.testing import ApplicationCommunicator
 
 from .client import Frame, RequestFailed
-from .protocol import states
+from .protocol import encode, states
 from .publishing.api import Published, captures
 
 __all__ = [
@@ -48,7 +48,7 @@ class ConnectionRefused(Exception):
 class BusTestClient:
     """An in-process WebSocket client of a channelbus ASGI application.
 
-    ``application`` defaults to the bare :class:`~channelbus.consumer.BusConsumer`
+    ``application`` defaults to the bare :class:`~channelbus.server.BusConsumer`
     with ``scope["user"] = user`` (``AnonymousUser`` if None), skipping the
     origin check and middleware; pass ``application`` (e.g. your project's
     ``asgi.application``) and ``headers`` to test the whole stack.
@@ -131,12 +131,7 @@ class BusTestClient:
 
     async def send(self, type_name: str, payload: Any = None, *, i: str | None = None) -> None:
         """Send a message (fire and forget unless ``i`` is given)."""
-        data: dict[str, Any] = {"t": type_name}
-        if i is not None:
-            data["i"] = i
-        if payload is not None:
-            data["p"] = payload
-        await self.send_raw(orjson.dumps(data).decode())
+        await self.send_raw(encode(type_name, payload, i=i))
 
     async def _next_frame(self, timeout: float) -> Frame:
         event = await self.communicator.receive_output(timeout)
