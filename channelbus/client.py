@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .protocol import MAX_TRACE_ID_LENGTH, encode, states
+from .protocol import MAX_TRACE_ID_LENGTH, CloseCode, encode, states
 
 __all__ = ["BusClient", "Frame", "RequestFailed", "fetch_cookies"]
 
@@ -154,7 +154,7 @@ class BusClient:
         try:
             await self.websocket.send(text)
         except ConnectionClosed as exc:
-            code = self.close_code or (exc.rcvd.code if exc.rcvd is not None else 1006)
+            code = self.close_code or (exc.rcvd.code if exc.rcvd is not None else CloseCode.ABNORMAL)
             raise ConnectionError(f"connection closed ({code})") from None
 
     async def send(self, type_name: str, payload: Any = None) -> None:
@@ -250,7 +250,9 @@ class BusClient:
             pass
         finally:
             rcvd = getattr(self.websocket, "close_rcvd", None)
-            self.close_code = rcvd.code if rcvd is not None else (self.websocket.close_code or 1006)
+            self.close_code = (
+                rcvd.code if rcvd is not None else (self.websocket.close_code or CloseCode.ABNORMAL)
+            )
             for future, _ in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError(f"connection closed ({self.close_code})"))

@@ -24,7 +24,7 @@ import orjson
 from asgiref.testing import ApplicationCommunicator
 
 from .client import Frame, RequestFailed
-from .protocol import encode, states
+from .protocol import CloseCode, encode, states
 from .publishing.api import Published, captures
 
 __all__ = [
@@ -95,7 +95,7 @@ class BusTestClient:
         await self.communicator.send_input({"type": "websocket.connect"})
         event = await self.communicator.receive_output(timeout)
         if event["type"] == "websocket.close":
-            raise ConnectionRefused(event.get("code", 1000))
+            raise ConnectionRefused(event.get("code", CloseCode.NORMAL))
         assert event["type"] == "websocket.accept", event
         self.subprotocol = event.get("subprotocol")
         # A server that accepts only to close at once (4401, 4403) says so right away.
@@ -110,7 +110,7 @@ class BusTestClient:
                 self._inbox.append(frame)
         return self
 
-    async def close(self, code: int = 1000) -> None:
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
         """Close from the client side and wait for the application to finish."""
         await self.communicator.send_input({"type": "websocket.disconnect", "code": code})
         await self.communicator.wait(timeout=3)

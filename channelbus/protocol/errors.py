@@ -52,8 +52,12 @@ class CloseCode:
     TOO_MANY = 4429
     #: The frame could not be read at all because of its size.
     TOO_BIG = 1009
+    #: A normal close (either side).
+    NORMAL = 1000
     #: The server is going away.
     GOING_AWAY = 1001
+    #: Never sent: the connection dropped without a close frame (what a client reports then).
+    ABNORMAL = 1006
 
 
 class BusError(Exception):
