@@ -48,10 +48,16 @@ else
 	$(VENV_DJ6)/bin/pytest -p no:cacheprovider
 endif
 
-# The browser client's pure parts, with node's own test runner (no browser, no npm install).
+# The browser client: tsc --noEmit checks channelbus.d.ts against tests/js/typed-usage.ts, eslint lints the
+# client and the JS tests, and node's own test runner runs the unit tests of its pure parts (no browser).
+# typescript and eslint come from npm (tests/js/package-lock.json); nothing is downloaded at run time.
 jstest:
-	@if command -v node >/dev/null 2>&1; then node --test tests/js/; \
-	elif [ "$$CI" = "true" ]; then echo "node is needed for the JS client tests and was not found" >&2; exit 1; \
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		cd tests/js && npm ci --no-audit --no-fund --loglevel=error \
+		&& npm run --silent typecheck && npm run --silent lint && npm test --silent; \
+	elif [ "$$CI" = "true" ]; then echo "node and npm are needed for the JS client checks and tests and were not found" >&2; exit 1; \
+	elif command -v node >/dev/null 2>&1; then \
+		echo "SKIPPED: npm not found, so the JS client is not type-checked or linted here"; node --test tests/js/; \
 	else echo "SKIPPED: node not found, so the JS client tests do not run here"; fi
 
 # The demo in Debian's headless Chromium (apt-get install -y chromium), driven by playwright-core from npm,
@@ -70,4 +76,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(VENV_DJ6) .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules test-artifacts
+	rm -rf $(VENV) $(VENV_DJ6) .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules tests/js/node_modules test-artifacts

@@ -60,7 +60,7 @@ class DemoServer {
       if (done === "exited") throw new Error(`runbus exited at start:\n${this.output}`);
       try {
         if ((await fetch(this.url)).ok) return;
-      } catch (error) {
+      } catch {
         // not listening yet
       }
     }

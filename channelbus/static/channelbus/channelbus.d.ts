@@ -49,12 +49,12 @@ export class BoundedQueue<T = unknown> {
 export interface BusOptions {
   /** Default: ws(s)://<page host>/ws/ */
   url?: string;
-  /** Signed topic token, appended as ?topics=<token>. */
-  token?: string;
+  /** Signed topic token, appended as ?topics=<token>; none when empty or null (client_config()'s "token": null). */
+  token?: string | null;
   /** WebSocket constructor; default globalThis.WebSocket. */
   WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
-  /** Default ["channelbus.v1"]. */
-  protocols?: string[];
+  /** The subprotocols offered, passed to the WebSocket constructor; default ["channelbus.v1"]. */
+  protocols?: string | string[];
   /** ms between s.ping frames, default 25000; 0 turns the heartbeat off. */
   heartbeatInterval?: number;
   /** ms to wait for s.pong before the socket counts as dead, default 10000. */
@@ -125,7 +125,8 @@ export class Bus extends EventTarget {
   request<R = unknown>(type: string, payload?: unknown, options?: RequestOptions): Promise<R>;
   /** Server-initiated frames of one type, or "*" for all. Returns the unsubscribe function. */
   on<P = unknown>(type: string, handler: (frame: Frame<P>) => void): () => void;
-  off(type: string, handler: (frame: Frame) => void): void;
+  /** Remove a handler given to on() (the same function). */
+  off<P = unknown>(type: string, handler: (frame: Frame<P>) => void): void;
   subscribe<S = unknown, P = unknown>(
     topic: string,
     handler: (frame: Frame<P>) => void,
@@ -143,6 +144,12 @@ export class Bus extends EventTarget {
     options?: boolean | AddEventListenerOptions,
   ): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof BusEventMap>(
+    type: K,
+    listener: (event: BusEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }
 
 export const PROTOCOL: "channelbus.v1";
@@ -153,14 +160,14 @@ export const BOUND_EVENTS: string[];
 /** Apply one dom.* frame; the number of elements changed (0 after a console warning), -1 if not a DOM action. */
 export function applyDomAction(doc: Document, frame: Frame): number;
 /** Why the client refuses an attribute (on*, srcdoc, javascript: URLs), or null. */
-export function unsafeAttribute(name: string, value: string | null): string | null;
+export function unsafeAttribute(name: string, value?: string | null): string | null;
 /**
  * The payload of a bound element (data-bus-payload, then its fields); undefined (no p) when there is nothing
  * to send. Throws on a data-bus-payload that is not a JSON object.
  */
 export function formPayload(el: Element, submitter?: HTMLElement | null): Record<string, unknown> | undefined;
-/** The form field names a pydantic location may have: "a.0.b", "a-0-b", "a". */
-export function fieldNames(loc: Array<string | number>): string[];
+/** The form field names a pydantic location (or a single key) may have: "a.0.b", "a-0-b", "a". */
+export function fieldNames(loc: Array<string | number> | string | number): string[];
 export function showErrors(el: Element, error: BusError): void;
 export function clearErrors(el: Element): void;
 /** The page's bus started by {% channelbus_client %}, or null. */
@@ -188,4 +195,7 @@ export default channelbus;
 declare global {
   // Set by the classic script channelbus.js.
   var channelbus: typeof import("./channelbus").default;
+  // The bus:* events of bound elements bubble: typed listeners on any element and on the document.
+  interface ElementEventMap extends BoundElementEventMap {}
+  interface DocumentEventMap extends BoundElementEventMap {}
 }
