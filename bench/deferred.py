@@ -571,7 +571,7 @@ async def measure(
         result.others = max(0.0, (busy1 - busy0) + (steal1 - steal0) - own) / (t1 - t0)
 
 
-def run_case(case: Case, args: argparse.Namespace, res: Resources) -> Result:
+def run_case(case: Case, args: argparse.Namespace, res: Resources) -> Result:  # noqa: C901 - one case start to end, in order
     tmp = Path(tempfile.mkdtemp(prefix=f"cbbench-{case.key.replace(':', '-')}-", dir=res.tmp))
     envelope = case.kind == "envelope"
     if envelope:  # bench/envelope_site in its own virtualenv, served by uvicorn

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -220,7 +221,7 @@ def check_sqlite_queue(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         from django_tasks_db.models import DBTaskResult
 
         alias = router.db_for_write(DBTaskResult)
-        database = django_settings.DATABASES.get(alias) or {}
+        database: Mapping[str, Any] = django_settings.DATABASES.get(alias) or {}
         if not str(database.get("ENGINE", "")).endswith("sqlite3"):
             continue
         if str((database.get("OPTIONS") or {}).get("transaction_mode", "")).upper() != "IMMEDIATE":

@@ -19,6 +19,7 @@ from typing import Any
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import URLPattern
 from django.urls import path as url_path
 
 from .conf import settings
@@ -27,9 +28,12 @@ from .server import BusConsumer, BusOriginValidator, TokenAuthMiddleware
 __all__ = ["BusOriginValidator", "bus_application", "websocket_urlpatterns"]
 
 
-def websocket_urlpatterns(url: str | None = None, consumer: type[BusConsumer] = BusConsumer) -> list[Any]:
+def websocket_urlpatterns(
+    url: str | None = None, consumer: type[BusConsumer] = BusConsumer
+) -> list[URLPattern]:
     """URL patterns for Channels' ``URLRouter``: ``consumer`` at ``url`` (default: the ``URL`` setting)."""
-    return [url_path(url if url is not None else settings.URL, consumer.as_asgi())]
+    # Channels routes ASGI applications with Django's path(); django-stubs types its view as a Django view.
+    return [url_path(url if url is not None else settings.URL, consumer.as_asgi())]  # type: ignore[arg-type]
 
 
 def bus_application(

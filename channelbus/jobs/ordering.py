@@ -81,7 +81,9 @@ def park(job: DeferredJob, queue_name: str, priority: int) -> float:
     predecessor that is lost, or that finished before the job was parked, is not waited for in
     vain; 0 when the predecessor finished meanwhile.
     """
-    assert job.address is not None and job.seq is not None and job.waiting_since is not None
+    assert job.address is not None
+    assert job.seq is not None
+    assert job.waiting_since is not None
     timeout = settings.STRICT_ORDER_TIMEOUT
     parked: Parked = (job.to_json(), queue_name, priority)
     cache.set(order_key(job.address, f"parked:{job.seq}"), parked, timeout + 3600)

@@ -29,6 +29,7 @@ import decimal
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 from pydantic import BaseModel
@@ -85,6 +86,10 @@ class ModelBinding:
         result: dict[str, Any] = {}
         for name in names:
             field = self.model._meta.get_field(name)
+            if isinstance(field, models.ForeignObjectRel):  # it used to fail on value_from_object
+                raise ImproperlyConfigured(
+                    f"{type(self).__name__}.fields: {name!r} is a reverse relation, it has no value to send."
+                )
             value = field.value_from_object(obj)
             result[name] = str(value) if isinstance(value, decimal.Decimal) else value
         return result

@@ -15,7 +15,7 @@ import concurrent.futures
 import os
 import threading
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, async_to_sync
 
@@ -31,6 +31,8 @@ __all__ = [
     "send_text",
     "sender_loop",
 ]
+
+T = TypeVar("T")
 
 
 def in_event_loop() -> bool:
@@ -114,7 +116,7 @@ def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
-def run_on_sender_loop(coro: Coroutine[Any, Any, Any], timeout: float | None = SEND_TIMEOUT) -> Any:
+def run_on_sender_loop(coro: Coroutine[Any, Any, T], timeout: float | None = SEND_TIMEOUT) -> T:
     """Run ``coro`` on :func:`sender_loop` and wait for its result (from sync code without a running loop).
 
     Raises ``TimeoutError`` (and cancels it) when it takes longer than ``timeout`` seconds.

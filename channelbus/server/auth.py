@@ -12,6 +12,7 @@ anonymous use is allowed).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -48,12 +49,13 @@ def user_for_token(token: str) -> Any:
 
 
 def _token_from_scope(scope: dict[str, Any]) -> str | None:
-    for name, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin1").partition(" ")
             if scheme.lower() == "bearer" and token:
                 return token.strip()
-    query = scope.get("query_string", b"")
+    query: bytes = scope.get("query_string", b"")
     if query and b"token=" in query:
         values = parse_qs(query.decode("latin1")).get("token")
         if values:

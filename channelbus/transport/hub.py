@@ -89,7 +89,7 @@ def _on_serving_hub(
     """Run a delivery method on the hub that holds the sockets (see :meth:`Hub.serving_hub`)."""
 
     @functools.wraps(method)
-    async def call(self: Hub, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self: Hub, /, *args: P.args, **kwargs: P.kwargs) -> T:
         serving = self.serving_hub()
         if serving is self:
             return await method(self, *args, **kwargs)

@@ -23,6 +23,7 @@ from channelbus.client import fetch_cookies
 from channelbus.transport import Hub
 from channelbus.transport.raw_frames import RawSocket, raw_socket, text_frame
 from tests.servers import ROOT, demo_server
+from tests.waiting import wait_for
 
 # ------------------------------------------------------------------------------ a minimal client
 
@@ -239,17 +240,35 @@ async def test_a_reader_that_stops_reading_loses_nothing(server):
         for p, p_name in ((p1, "p1"), (p2, "p2"))
     ]
 
-    async def read_all(client: RawClient) -> None:
+    read_by_reader = [0]
+
+    async def read_all(client: RawClient, progress: list[int] | None = None) -> None:
         seen = {"p1": 0, "p2": 0}
         for _ in range(2 * count):
             frame = await client.message()
             by = frame["p"]["by"]
             check_tick(frame, topic, seen[by], by, size)
             seen[by] += 1
+            if progress is not None:
+                progress[0] += 1
 
-    reading = asyncio.ensure_future(read_all(reader))
-    await asyncio.sleep(1.0)  # the server fills the stalled socket until its transport pauses
-    assert not reading.done()  # the publishers wait for the stalled socket
+    reading = asyncio.ensure_future(read_all(reader, read_by_reader))
+    # The server fills the stalled socket until its transport pauses; then the publishers wait for the
+    # stalled socket and the reader gets no more ticks. Wait for that: ticks read, then none for 0.3 s
+    # (the window that shows nothing more comes), while ticks are still missing.
+    loop = asyncio.get_running_loop()
+    last_seen = {"count": -1, "at": 0.0}
+
+    def reader_held_back() -> bool:
+        if reading.done():
+            reading.result()  # raises what went wrong in the reader, if anything
+            raise AssertionError("the reader got every tick while the stalled socket read nothing")
+        if read_by_reader[0] != last_seen["count"]:
+            last_seen.update(count=read_by_reader[0], at=loop.time())
+        return read_by_reader[0] > 0 and loop.time() - last_seen["at"] >= 0.3
+
+    await wait_for(reader_held_back, timeout=10, what="the reader held back by the stalled socket")
+    assert 0 < read_by_reader[0] < 2 * count and not reading.done()  # the publishers wait for it
     await asyncio.gather(read_all(stalled), reading)
     for publisher, i in bursts:
         assert (await publisher.reply(i))["p"] == {"count": count}

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 from importlib.util import find_spec
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+if TYPE_CHECKING:
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django_tasks_db.management.commands.db_worker import Worker
 
 
 class Command(BaseCommand):
@@ -111,7 +115,7 @@ def serves_static(nostatic: bool = False) -> bool:
     return bool(settings.DEBUG and not nostatic and apps.is_installed("django.contrib.staticfiles"))
 
 
-def static_application() -> Any:
+def static_application() -> ASGIStaticFilesHandler:
     """uvicorn factory: the ``ASGI_APPLICATION`` named in :data:`APPLICATION_ENV`, wrapped in Django's
     ``ASGIStaticFilesHandler`` (static files over HTTP; everything else, WebSockets included, passes)."""
     from importlib import import_module
@@ -143,7 +147,7 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
-def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Any:
+def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Worker | None:
     """Run a django_tasks_db worker in a thread of this process, when that is the default task backend.
 
     It looks for jobs every ``interval`` seconds. In one process the worker reaches the sockets
@@ -163,8 +167,9 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Any:
         return None
     try:
         from django.tasks import task_backends
-    except ImportError:
-        from django_tasks import task_backends
+    except ImportError:  # Django 5.2: the backport's handler, the same API under another class
+        # django-stubs types django.tasks on 5.2 too, so mypy sees two classes for one name.
+        from django_tasks import task_backends  # type: ignore[assignment]
     if not isinstance(task_backends["default"], DatabaseBackend):
         return None
     worker = Worker(

@@ -1,0 +1,350 @@
+"""The hub (channelbus.transport.hub): membership, local delivery, the serving hub, layer events.
+
+Runs with the in-memory layer of the test settings (in-process delivery) or with no layer; the
+Redis path is covered by ``tests/system/test_redis.py``.
+"""
+
+import asyncio
+import hashlib
+import logging
+import threading
+from types import SimpleNamespace
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+from django.test import override_settings
+
+from channelbus.protocol import CloseCode
+from channelbus.transport import hub as hub_module
+from channelbus.transport.hub import (
+    CLOSE_EVENT,
+    DIRECT_EVENT,
+    RECHECK_EVENT,
+    TOPIC_EVENT,
+    Hub,
+    get_hub,
+    group_name,
+)
+from channelbus.transport.raw_frames import text_frame
+
+
+class FakeEndpoint:
+    """An :class:`~channelbus.transport.hub.Endpoint` that records what the hub asks of it."""
+
+    def __init__(self, connection_id, *, closed=False, raw=None, sending=0):
+        self.connection_id = connection_id
+        self.topics = set()
+        self.closed = closed
+        self.sending = sending
+        self.raw = raw
+        self.pushed = []
+        self.frames = []
+        self.closes = []
+        self.rechecks = []
+        self.threads = []
+
+    async def push(self, event):
+        self.pushed.append(event)
+
+    async def send_frame(self, text):
+        self.threads.append(threading.get_ident())
+        self.frames.append(text)
+
+    async def close(self, code, reason=""):
+        self.closes.append((code, reason))
+
+    async def recheck_access(self, topic):
+        self.rechecks.append(topic)
+
+    def __repr__(self):
+        return f"<FakeEndpoint {self.connection_id}>"
+
+
+class FakeTransport:
+    def __init__(self):
+        self.written = []
+
+    def write(self, data):
+        self.written.append(data)
+
+    def is_closing(self):
+        return False
+
+
+def fake_raw():
+    """What ``deliver`` reads of a :class:`~.raw_frames.RawSocket` that may take a frame now."""
+    writable = asyncio.Event()
+    writable.set()
+    return SimpleNamespace(
+        writable=writable, conn=SimpleNamespace(state="OPEN"), open="OPEN", transport=FakeTransport()
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_serving_hub(monkeypatch):
+    """No hub of an earlier test is the one that serves sockets; restored afterwards."""
+    monkeypatch.setattr(hub_module, "_serving", None)
+
+
+@pytest.fixture
+async def hub():
+    hub = Hub(asyncio.get_running_loop())
+    await hub.start()
+    yield hub
+    await hub.stop()
+
+
+def attached(hub, *ids):
+    """New endpoints, attached to ``hub``."""
+    endpoints = [FakeEndpoint(i) for i in ids]
+    for endpoint in endpoints:
+        hub.attach(endpoint)
+    return endpoints
+
+
+# ------------------------------------------------------------------------------ layer choice
+
+
+async def test_the_in_memory_layer_means_in_process_delivery(hub):
+    assert hub.layer is None and hub.cross_process is False
+    assert hub.channel == "local"
+    assert hub._reader is None  # nothing to read
+    assert hub_module._serving is hub
+
+
+async def test_no_layer_at_all_means_in_process_delivery():
+    with override_settings(CHANNEL_LAYERS={}):
+        hub = Hub(asyncio.get_running_loop())
+        hub.pick_layer()
+    assert hub.layer is None and hub.cross_process is False and hub.channel == "local"
+
+
+async def test_get_hub_is_one_hub_per_loop():
+    first = get_hub()
+    assert get_hub() is first
+    assert first.loop is asyncio.get_running_loop()
+
+
+# ------------------------------------------------------------------------------ membership
+
+
+async def test_attach_gives_a_local_address(hub):
+    endpoint = FakeEndpoint("abc")
+    assert hub.attach(endpoint) == "local|abc"
+    assert hub.connections == {"abc": endpoint}
+    assert hub.address(endpoint) == "local|abc"
+
+
+async def test_join_and_leave(hub):
+    a, b = attached(hub, "a", "b")
+    await hub.join(a, "t:1")
+    await hub.join(b, "t:1")
+    await hub.join(a, "t:2")
+    await hub.join(a, "t:2")  # twice: still one membership
+    assert hub.members == {"t:1": {a, b}, "t:2": {a}}
+    assert a.topics == {"t:1", "t:2"} and b.topics == {"t:1"}
+    await hub.leave(a, "t:2")
+    assert "t:2" not in hub.members  # its last follower left
+    assert a.topics == {"t:1"}
+    await hub.leave(a, "t:1")
+    assert hub.members == {"t:1": {b}}
+    await hub.leave(a, "never:joined")  # nothing to do
+    assert hub.members == {"t:1": {b}} and a.topics == set()
+
+
+async def test_detach_forgets_the_connection_and_its_memberships(hub):
+    a, b = attached(hub, "a", "b")
+    for topic in ("t:1", "t:2"):
+        await hub.join(a, topic)
+    await hub.join(b, "t:1")
+    await hub.detach(a)
+    assert hub.connections == {"b": b}
+    assert hub.members == {"t:1": {b}}
+    assert a.topics == set()
+
+
+# ------------------------------------------------------------------------------ delivery
+
+
+async def test_deliver_gives_every_follower_the_same_event_and_skips_excluded_and_closed(hub):
+    a, b, c = attached(hub, "a", "b", "c")
+    closed = FakeEndpoint("closed", closed=True)
+    hub.attach(closed)
+    for endpoint in (a, b, c, closed):
+        await hub.join(endpoint, "t:1")
+    await hub.deliver("t:1", '{"t":"x"}', exclude=hub.address(b))
+    assert a.pushed == c.pushed == [{"type": "websocket.send", "text": '{"t":"x"}'}]
+    assert a.pushed[0] is c.pushed[0]  # built once for all followers
+    assert b.pushed == [] and closed.pushed == []
+    assert hub.asgi_frames == 2 and hub.raw_frames == 0
+
+
+async def test_deliver_to_a_topic_nobody_follows_does_nothing(hub):
+    (a,) = attached(hub, "a")
+    await hub.join(a, "t:1")
+    await hub.deliver("t:other", "x")
+    assert a.pushed == [] and hub.asgi_frames == 0
+
+
+async def test_deliver_writes_one_prebuilt_frame_to_raw_sockets_not_busy_sending(hub):
+    raw_a, raw_b, raw_busy = fake_raw(), fake_raw(), fake_raw()
+    a, b = FakeEndpoint("a", raw=raw_a), FakeEndpoint("b", raw=raw_b)
+    busy = FakeEndpoint("busy", raw=raw_busy, sending=1)  # a send of its own in progress
+    paused = FakeEndpoint("paused", raw=fake_raw())
+    paused.raw.writable.clear()  # flow control
+    for endpoint in (a, b, busy, paused):
+        hub.attach(endpoint)
+        await hub.join(endpoint, "t:1")
+    await hub.deliver("t:1", "hello")
+    assert raw_a.transport.written == raw_b.transport.written == [text_frame("hello")]
+    assert raw_a.transport.written[0] is raw_b.transport.written[0]  # framed once
+    assert a.pushed == b.pushed == []
+    assert raw_busy.transport.written == [] and paused.raw.transport.written == []
+    assert busy.pushed == paused.pushed == [{"type": "websocket.send", "text": "hello"}]
+    assert hub.raw_frames == 2 and hub.asgi_frames == 2
+
+
+async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
+    a, b = attached(hub, "a", "b")
+    for endpoint in (a, b):
+        await hub.join(endpoint, "t:1")
+    await hub.send_to_topic("t:1", "x", exclude=hub.address(a))
+    assert a.pushed == [] and b.pushed == [{"type": "websocket.send", "text": "x"}]
+
+
+async def test_send_to_address_reaches_a_local_connection(hub):
+    a, b = attached(hub, "a", "b")
+    await hub.send_to_address(hub.address(a), "for a")
+    assert a.frames == ["for a"] and b.frames == []
+    await hub.send_to_address("local|gone", "for nobody")  # a connection that has gone: nothing
+    assert a.frames == ["for a"] and b.frames == []
+
+
+async def test_without_a_shared_layer_any_channel_is_this_process(hub):
+    (a,) = attached(hub, "a")
+    await hub.send_to_address("channelbus.hub.elsewhere!x|a", "x")
+    assert a.frames == ["x"]
+
+
+async def test_close_connection_closes_a_local_connection(hub):
+    a, b = attached(hub, "a", "b")
+    await hub.close_connection(hub.address(a), CloseCode.FORBIDDEN, "access revoked")
+    assert a.closes == [(4403, "access revoked")] and b.closes == []
+    await hub.close_connection("local|gone", 4403, "")
+    assert a.closes == [(4403, "access revoked")]
+
+
+async def test_recheck_asks_each_local_follower(hub):
+    a, b, c = attached(hub, "a", "b", "c")
+    for endpoint in (a, b):
+        await hub.join(endpoint, "t:1")
+    await hub.join(c, "t:2")
+    await hub.recheck("t:1")
+    assert a.rechecks == b.rechecks == ["t:1"] and c.rechecks == []
+    await hub.recheck_local("t:2")
+    assert c.rechecks == ["t:2"]
+    await hub.recheck_local("t:none")
+    assert a.rechecks == b.rechecks == ["t:1"] and c.rechecks == ["t:2"]
+
+
+# ------------------------------------------------------------------------------ the serving hub
+
+
+@pytest.fixture
+def other_loop():
+    """An event loop running in its own thread (as a server's, when a worker thread sends)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop, thread
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+async def test_serving_hub_is_self_when_no_other_hub_serves():
+    hub = Hub(asyncio.get_running_loop())
+    assert hub_module._serving is None
+    assert hub.serving_hub() is hub
+    await hub.start()
+    assert hub.serving_hub() is hub
+
+
+async def test_a_send_on_another_loop_is_made_by_the_serving_hub_on_its_loop(other_loop):
+    loop, thread = other_loop
+    serving = Hub(loop)
+    asyncio.run_coroutine_threadsafe(serving.start(), loop).result(5)
+    endpoint = FakeEndpoint("a")
+    serving.attach(endpoint)
+    here = Hub(asyncio.get_running_loop())  # a worker thread's hub, no sockets
+    assert here.serving_hub() is serving
+    await here.send_to_address("local|a", "from elsewhere")
+    assert endpoint.frames == ["from elsewhere"]
+    assert endpoint.threads == [thread.ident]  # sent on the serving hub's loop
+
+
+async def test_a_stopped_serving_hub_is_not_used(other_loop):
+    loop, _ = other_loop
+    hub_module._serving = Hub(loop)
+    loop.call_soon_threadsafe(loop.stop)
+    async with asyncio.timeout(5):
+        while loop.is_running():  # noqa: ASYNC110 - stopped by another thread, not an Event
+            await asyncio.sleep(0.005)
+    here = Hub(asyncio.get_running_loop())
+    assert here.serving_hub() is here
+
+
+# ------------------------------------------------------------------------------ layer events
+
+
+async def test_handle_routes_the_four_layer_events(hub):
+    a, b = attached(hub, "a", "b")
+    for endpoint in (a, b):
+        await hub.join(endpoint, "t:1")
+    await hub._handle({"type": TOPIC_EVENT, "topic": "t:1", "text": "all", "exclude": hub.address(b)})
+    assert a.pushed == [{"type": "websocket.send", "text": "all"}] and b.pushed == []
+    await hub._handle({"type": DIRECT_EVENT, "connection": "b", "text": "only b"})
+    assert b.frames == ["only b"] and a.frames == []
+    await hub._handle({"type": CLOSE_EVENT, "connection": "a", "code": 4429, "reason": "flood"})
+    await hub._handle({"type": CLOSE_EVENT, "connection": "b"})
+    assert a.closes == [(4429, "flood")] and b.closes == [(CloseCode.FORBIDDEN, "")]
+    await hub._handle({"type": RECHECK_EVENT, "topic": "t:1"})
+    assert a.rechecks == b.rechecks == ["t:1"]
+
+
+async def test_handle_ignores_events_for_connections_that_have_gone(hub):
+    (a,) = attached(hub, "a")
+    await hub._handle({"type": DIRECT_EVENT, "connection": "gone", "text": "x"})
+    await hub._handle({"type": CLOSE_EVENT, "connection": "gone", "code": 4403, "reason": ""})
+    assert a.frames == [] and a.closes == []
+
+
+@pytest.mark.parametrize("event", [{"type": "bus.unknown"}, {"no": "type"}, "bus.publish", None])
+async def test_handle_ignores_unknown_events_with_a_warning(hub, caplog, event):
+    (a,) = attached(hub, "a")
+    await hub.join(a, "t:1")
+    with caplog.at_level(logging.WARNING, logger="channelbus"):
+        await hub._handle(event)
+    records = [r for r in caplog.records if r.name == "channelbus"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert records[0].getMessage() == f"channelbus: ignored unknown channel-layer message {event!r}"
+    assert a.pushed == a.frames == a.closes == a.rechecks == []
+
+
+# ------------------------------------------------------------------------------ group names
+
+
+def test_group_name_is_stable():
+    expected = "channelbus.t." + hashlib.blake2b(b"test.room:lobby", digest_size=16).hexdigest()
+    assert group_name("test.room:lobby") == expected
+    assert group_name("test.room:lobby") == group_name("test.room:lobby")
+    assert group_name("test.room:lobby") != group_name("test.room:lobbY")
+
+
+@pytest.mark.parametrize(
+    "topic", ["broadcast", "user:1", "chat.room:lobby", "x" * 200, "ünïcode:ключ", "a b|c!d?e", ""]
+)
+def test_group_name_is_valid_for_every_layer(topic):
+    name = group_name(topic)
+    assert InMemoryChannelLayer().require_valid_group_name(name) is True
+    assert len(name) < 100  # channels' limit, which channels_redis shares
