@@ -64,7 +64,11 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the new modules ran when they were imported."""
+        """An old path that moved whole (one new module) is that module itself, the same object; the
+        import system takes what ``sys.modules`` holds once this returns."""
+        targets = MOVED[module.__name__]
+        if len(targets) == 1:
+            sys.modules[module.__name__] = importlib.import_module(targets[0])
 
 
 _finder = _MovedModules()

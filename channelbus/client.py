@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import http.cookiejar
 import itertools
+import logging
 import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +29,8 @@ import orjson
 from .protocol import MAX_TRACE_ID_LENGTH, CloseCode, encode, states
 
 __all__ = ["BusClient", "Frame", "RequestFailed", "fetch_cookies"]
+
+logger = logging.getLogger("channelbus")
 
 Frame = dict[str, Any]
 Handler = Callable[[Frame], Awaitable[None] | None]
@@ -151,6 +154,8 @@ class BusClient:
 
         if self.websocket is None:
             raise ConnectionError("not connected: call connect() (or use async with) first")
+        if self.close_code is not None:  # the reader stopped: nothing would read a reply
+            raise ConnectionError(f"connection closed ({self.close_code})")
         try:
             await self.websocket.send(text)
         except ConnectionClosed as exc:
@@ -248,6 +253,10 @@ class BusClient:
                 await self._dispatch(orjson.loads(text))
         except ConnectionClosed:
             pass
+        except Exception:  # a frame that is no JSON object: not a channelbus server; stop for good
+            logger.warning("channelbus client: unreadable frame from %s; closing", self.url, exc_info=True)
+            closing = asyncio.ensure_future(self.websocket.close(CloseCode.PROTOCOL_ERROR))
+            closing.add_done_callback(lambda done: done.cancelled() or done.exception())
         finally:
             rcvd = getattr(self.websocket, "close_rcvd", None)
             self.close_code = (

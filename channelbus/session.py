@@ -45,7 +45,8 @@ class ConnectionSession:
     def delete(self, name: str) -> None:
         """Remove ``name`` if present."""
         data = self._load()
-        if data.pop(name, None) is not None:
+        if name in data:
+            del data[name]
             cache.set(self.key, data, SESSION_SECONDS)
 
     def clear(self) -> None:
@@ -78,7 +79,8 @@ class ConnectionSession:
     async def adelete(self, name: str) -> None:
         """Async :meth:`delete`."""
         data = dict(await cache.aget(self.key) or {})
-        if data.pop(name, None) is not None:
+        if name in data:
+            del data[name]
             await cache.aset(self.key, data, SESSION_SECONDS)
 
     async def aclear(self) -> None:

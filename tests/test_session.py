@@ -60,14 +60,12 @@ NONE_DELETE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=NONE_DELETE_BUG)
 def test_delete_removes_a_key_whose_value_is_none(session):
     session["k"] = None
     del session["k"]
     assert "k" not in session
 
 
-@pytest.mark.xfail(strict=True, reason=NONE_DELETE_BUG)
 async def test_adelete_removes_a_key_whose_value_is_none(session):
     await session.aset("k", None)
     await session.adelete("k")

@@ -56,6 +56,8 @@ class CloseCode:
     NORMAL = 1000
     #: The server is going away.
     GOING_AWAY = 1001
+    #: Never sent by the server: what the Python client closes with after a frame it cannot read.
+    PROTOCOL_ERROR = 1002
     #: Never sent: the connection dropped without a close frame (what a client reports then).
     ABNORMAL = 1006
 

@@ -132,13 +132,6 @@ async def test_capture_published_records_what_is_sent(bus_client, user):
     assert sent not in api.captures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="capture_published() leaves with captures.remove(sent), which removes the first list *equal* "
-    "to its own: an inner capture that recorded the same messages as the outer one removes the outer's "
-    "list, keeps recording into its own, and the outer one then fails with 'list.remove(x): x not in list'",
-)
 async def test_nested_captures_each_record_their_own_block():
     saved = list(api.captures)
     try:

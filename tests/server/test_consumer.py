@@ -11,6 +11,7 @@ from django.test import override_settings
 from channelbus import BusConsumer, Registry, signals
 from channelbus.messages.control import Ping
 from channelbus.testing import BusTestClient, ConnectionRefused, RequestFailed
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -337,12 +338,28 @@ async def test_frames_and_closes_reach_one_connection_by_its_address(bus_client,
     assert exc.value.code == 4403
 
 
-async def test_client_disconnect_cancels_running_handlers(user):
+async def test_client_disconnect_cancels_running_handlers(user, monkeypatch):
+    from tests.testapp.messages import Slow
+
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    handle = Slow.handle
+
+    async def observed_handle(self):
+        started.set()
+        try:
+            return await handle(self)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    monkeypatch.setattr(Slow, "handle", observed_handle)
     client = BusTestClient(user=user)
     await client.connect()
     await client.send("test.slow", {"seconds": 5}, i="1")
-    await asyncio.sleep(0.05)
-    await client.close()  # returns once the application finished: the handler was cancelled
+    await wait_for(started.is_set, what="the handler started")
+    await client.close()  # returns once the application finished (fails after 3 s if it has not)
+    assert cancelled.is_set(), "the application finished but the running handler was not cancelled"
+    assert client.communicator.future.done()
 
 
 async def test_asyncio_timeout_in_a_handler_cancels_only_the_handler(bus_client, user):
