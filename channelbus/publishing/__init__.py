@@ -9,6 +9,20 @@ from __future__ import annotations
 
 from .api import Published, apublish, hold_publishes, publish
 from .recheck import arecheck, recheck
+from .sender import FrameSender, run_on_sender_loop, send_text, sender_loop
 from .targets import resolve_targets
 
-__all__ = ["Published", "apublish", "arecheck", "hold_publishes", "publish", "recheck", "resolve_targets"]
+# FrameSender, run_on_sender_loop, send_text and sender_loop: where channelbus 0.1 had them.
+__all__ = [
+    "FrameSender",
+    "Published",
+    "apublish",
+    "arecheck",
+    "hold_publishes",
+    "publish",
+    "recheck",
+    "resolve_targets",
+    "run_on_sender_loop",
+    "send_text",
+    "sender_loop",
+]
