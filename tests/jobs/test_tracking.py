@@ -1,22 +1,29 @@
 """Connection tracking through jobs, the per-connection session, and closing stale rows."""
 
 import asyncio
+import time
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from channelbus import background
 from channelbus.jobs.tracking import connection_closed, connection_created
 from channelbus.models import Connection
 from channelbus.session import ConnectionSession
 from channelbus.transport import get_hub
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _settle():
-    for _ in range(20):
-        await asyncio.sleep(0.02)
+async def _background_done():
+    """Wait for channelbus's background work on this loop: tracking jobs (run inside the enqueue in tests)."""
+    loop = asyncio.get_running_loop()
+    await wait_for(
+        lambda: not [t for t in background._running if t.get_loop() is loop and not t.done()],
+        what="channelbus's background work done",
+    )
 
 
 async def test_rows_are_written_by_jobs_and_signals_come_from_the_worker(bus_client, user):
@@ -33,12 +40,14 @@ async def test_rows_are_written_by_jobs_and_signals_come_from_the_worker(bus_cli
     try:
         with override_settings(CHANNELBUS={"TRACK_CONNECTIONS": True}):
             client = await bus_client(user=user, headers=[(b"user-agent", b"pytest-agent")])
-        await _settle()
+        await wait_for(lambda: created, what="connection_created sent")
+        await _background_done()
         row = await Connection.objects.aget()
         assert row.user_id == user.pk and row.user_agent == "pytest-agent" and row.is_open
         assert [c.address for c in created] == [row.address]
         await client.close()
-        await _settle()
+        await wait_for(lambda: closed, what="connection_closed sent")
+        await _background_done()
         await row.arefresh_from_db()
         assert not row.is_open and [c.address for c in closed] == [row.address]
     finally:
@@ -47,16 +56,23 @@ async def test_rows_are_written_by_jobs_and_signals_come_from_the_worker(bus_cli
 
 
 async def test_last_activity_is_updated_at_most_every_interval(bus_client, user):
-    with override_settings(CHANNELBUS={"TRACK_CONNECTIONS": True, "ACTIVITY_INTERVAL": 2}):
+    interval = 1  # ACTIVITY_INTERVAL: a positive integer (channelbus.E003), so 1 s is the shortest
+    # The consumer starts its interval between these two times (before it accepts the socket).
+    earliest_due = time.monotonic() + interval
+    with override_settings(CHANNELBUS={"TRACK_CONNECTIONS": True, "ACTIVITY_INTERVAL": interval}):
         client = await bus_client(user=user)
-    await _settle()
-    first = (await Connection.objects.aget()).last_activity
+    latest_due = time.monotonic() + interval
+    row = await wait_for(lambda: Connection.objects.afirst(), what="the row written")
+    first = row.last_activity
     await client.request("s.ping")  # within the interval: no update
-    await _settle()
+    assert time.monotonic() < earliest_due, "too slow: the first ping may have come after the interval"
+    await _background_done()  # an update job started for the ping would have run by now
     assert (await Connection.objects.aget()).last_activity == first
-    await asyncio.sleep(2.1)
+    await wait_for(lambda: time.monotonic() >= latest_due, timeout=interval + 1, what="the interval passed")
     await client.request("s.ping")
-    await _settle()
+    await wait_for(
+        lambda: Connection.objects.filter(last_activity__gt=first).aexists(), what="last_activity moved on"
+    )
     assert (await Connection.objects.aget()).last_activity > first
 
 
@@ -67,8 +83,8 @@ async def test_the_set_up_job_runs_before_strict_messages(bus_client, user):
 
     with override_settings(CHANNELBUS={"TRACK_CONNECTIONS": True}):
         await bus_client(user=user)
-    await _settle()
     address = next(iter(get_hub().connections.values())).channel_name
+    await wait_for(lambda: cache.get(_order_key(address)) is not None, what="the set-up job's place recorded")
     assert cache.get(_order_key(address)) == 1  # place 1 done: strict messages (place 2 on) may run
 
 
@@ -83,7 +99,11 @@ async def test_session_from_the_consumer_and_from_sync_code(bus_client, user):
     await database_sync_to_async(sync_view.set)("step", 3)
     assert await connection.session.aget("step") == 3
     await client.close()
-    await _settle()
+
+    async def cart_dropped() -> bool:
+        return await connection.session.aget("cart") is None
+
+    await wait_for(cart_dropped, what="the session's cart dropped")  # cleared in the background
     assert await connection.session.aget("cart") is None  # dropped when the connection closed
 
 
