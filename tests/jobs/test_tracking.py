@@ -4,7 +4,6 @@ import asyncio
 import time
 
 import pytest
-from django.core.management import call_command
 from django.test import override_settings
 
 from channelbus import background
@@ -105,45 +104,3 @@ async def test_session_from_the_consumer_and_from_sync_code(bus_client, user):
 
     await wait_for(cart_dropped, what="the session's cart dropped")  # cleared in the background
     assert await connection.session.aget("cart") is None  # dropped when the connection closed
-
-
-def test_close_stale_rows(db, user):
-    from django.utils import timezone
-
-    now = timezone.now()
-    Connection.objects.create(address="a|1", user=user, opened_at=now, last_activity=now)
-    Connection.objects.create(address="a|2", opened_at=now, last_activity=now - timezone.timedelta(hours=2))
-    call_command("channelbus_close_stale", "--older-than", "3600")
-    assert list(Connection.objects.filter(closed_at__isnull=True).values_list("address", flat=True)) == [
-        "a|1"
-    ]
-    call_command("channelbus_close_stale", "--all")
-    assert not Connection.objects.filter(closed_at__isnull=True).exists()
-
-
-@pytest.mark.urls("tests.admin_urls")
-def test_the_admin_lists_searches_and_shows_connections(admin_client, user):
-    from django.urls import reverse
-    from django.utils import timezone
-
-    now = timezone.now()
-    row = Connection.objects.create(
-        address="test.hub|open1",
-        user=user,
-        opened_at=now,
-        last_activity=now,
-        user_agent="pytest-agent/1.0",
-        ip="127.0.0.1",
-    )
-    Connection.objects.create(address="test.hub|closed1", opened_at=now, last_activity=now, closed_at=now)
-    changelist = reverse("admin:channelbus_connection_changelist")
-    page = admin_client.get(changelist)
-    assert page.status_code == 200
-    assert {c.address for c in page.context["cl"].result_list} == {"test.hub|open1", "test.hub|closed1"}
-    assert "test.hub|open1" in page.text and "test.hub|closed1" in page.text
-    found = admin_client.get(changelist, {"q": "pytest-agent"})  # search_fields has user_agent
-    assert found.status_code == 200 and list(found.context["cl"].result_list) == [row]
-    change = admin_client.get(reverse("admin:channelbus_connection_change", args=[row.pk]))
-    assert change.status_code == 200
-    assert "pytest-agent/1.0" in change.text and "alice" in change.text
-    assert 'name="address"' not in change.text  # read-only fields: shown, not editable
