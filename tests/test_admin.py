@@ -26,10 +26,13 @@ def test_the_admin_lists_searches_and_shows_connections(admin_client, user):
     page = admin_client.get(changelist)
     assert page.status_code == 200
     assert {c.address for c in page.context["cl"].result_list} == {"test.hub|open1", "test.hub|closed1"}
-    assert "test.hub|open1" in page.text and "test.hub|closed1" in page.text
+    assert "test.hub|open1" in page.text
+    assert "test.hub|closed1" in page.text
     found = admin_client.get(changelist, {"q": "pytest-agent"})  # search_fields has user_agent
-    assert found.status_code == 200 and list(found.context["cl"].result_list) == [row]
+    assert found.status_code == 200
+    assert list(found.context["cl"].result_list) == [row]
     change = admin_client.get(reverse("admin:channelbus_connection_change", args=[row.pk]))
     assert change.status_code == 200
-    assert "pytest-agent/1.0" in change.text and "alice" in change.text
+    assert "pytest-agent/1.0" in change.text
+    assert "alice" in change.text
     assert 'name="address"' not in change.text  # read-only fields: shown, not editable

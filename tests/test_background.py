@@ -48,9 +48,12 @@ async def test_a_failure_is_logged_once_at_error_with_its_traceback(caplog):
     (record,) = channelbus_records(caplog)
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "channelbus: background work failed"
-    assert record.exc_info[0] is ValueError and str(record.exc_info[1]) == "broken in the background"
-    assert "in failing" in caplog.text and "Traceback" in caplog.text
-    assert task.done() and task not in background._running
+    assert record.exc_info[0] is ValueError
+    assert str(record.exc_info[1]) == "broken in the background"
+    assert "in failing" in caplog.text
+    assert "Traceback" in caplog.text
+    assert task.done()
+    assert task not in background._running
 
 
 async def test_a_logged_failure_is_never_reported_as_unretrieved(caplog):
@@ -104,4 +107,5 @@ def test_log_failure_of_a_thread_pool_future(caplog):
             future.result(2)
         log_failure(future)
     (record,) = channelbus_records(caplog)
-    assert record.exc_info[0] is OSError and "in work" in caplog.text
+    assert record.exc_info[0] is OSError
+    assert "in work" in caplog.text

@@ -18,14 +18,17 @@ def ids(messages):
 
 
 def test_defaults_pass():
-    assert check_settings() == [] and check_registries() == [] and check_channel_layer() == []
+    assert check_settings() == []
+    assert check_registries() == []
+    assert check_channel_layer() == []
 
 
 @override_settings(CHANNELBUS={"MAX_FRAME_BYTE": 10})
 def test_unknown_key():
     errors = check_settings()
     assert ids(errors) == ["channelbus.E001"]
-    assert "MAX_FRAME_BYTE" in errors[0].msg and "MAX_FRAME_BYTES" in errors[0].hint
+    assert "MAX_FRAME_BYTE" in errors[0].msg
+    assert "MAX_FRAME_BYTES" in errors[0].hint
 
 
 @override_settings(CHANNELBUS={"MAX_FRAME_BYTES": 0, "RATE_LIMIT": "fast", "URL": "/ws/"})
@@ -56,7 +59,8 @@ def test_duplicate_type_name():
     try:
         errors = check_registries()
         assert ids(errors) == ["channelbus.E002"]
-        assert "demo.echo" in errors[0].msg and "EchoAgain" in errors[0].msg
+        assert "demo.echo" in errors[0].msg
+        assert "EchoAgain" in errors[0].msg
     finally:
         incoming.conflicts.clear()
 
@@ -152,7 +156,8 @@ def test_sqlite_job_queue_without_immediate_transactions(settings):
     settings.TASKS = DB_QUEUE  # the test database is SQLite without OPTIONS
     warnings = check_sqlite_queue()
     assert ids(warnings) == ["channelbus.W004"]
-    assert "database is locked" in warnings[0].msg and '"transaction_mode": "IMMEDIATE"' in warnings[0].hint
+    assert "database is locked" in warnings[0].msg
+    assert '"transaction_mode": "IMMEDIATE"' in warnings[0].hint
     settings.DATABASES = {
         "default": {**settings.DATABASES["default"], "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
     }
@@ -169,7 +174,7 @@ MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 @pytest.mark.parametrize(
-    "tasks, layers, warned",
+    ("tasks", "layers", "warned"),
     [
         (RQ_QUEUE, MEMORY_LAYER, True),
         (RQ_QUEUE, {}, True),
@@ -184,5 +189,6 @@ def test_worker_processes_need_a_shared_channel_layer(settings, tasks, layers, w
     warnings = check_worker_layer()
     assert ids(warnings) == (["channelbus.W005"] if warned else [])
     if warned:
-        assert "django_tasks_rq.RQBackend" in warnings[0].msg and "never reach the sockets" in warnings[0].msg
+        assert "django_tasks_rq.RQBackend" in warnings[0].msg
+        assert "never reach the sockets" in warnings[0].msg
         assert "channels_redis" in warnings[0].hint

@@ -63,7 +63,8 @@ async def server():
 
 async def test_connect_sends_subprotocol_origin_cookies_and_token(server):
     async with BusClient(server.url, cookies={"sessionid": "abc", "csrftoken": "x"}, token="tok") as bus:
-        assert bus.open and bus.websocket.subprotocol == "channelbus.v1"
+        assert bus.open
+        assert bus.websocket.subprotocol == "channelbus.v1"
         assert await bus.request("x.empty") is None
     [headers] = server.headers
     assert headers["Origin"] == server.url.removesuffix("/ws/").replace("ws://", "http://")
@@ -121,7 +122,8 @@ async def test_on_handlers_take_their_frames_and_receive_gets_the_rest(server):
         bus.on("x.note", plain.append)
         bus.on("x.note", async_handler)
         await bus.request("x.push")
-        assert [f["p"] for f in plain] == [{"n": 1}, {"n": 2}] and awaited == [1, 2]
+        assert [f["p"] for f in plain] == [{"n": 1}, {"n": 2}]
+        assert awaited == [1, 2]
         assert await bus.receive(timeout=3) == {"t": "x.other", "p": {"n": 3}}
 
 
@@ -181,7 +183,8 @@ async def test_closing_from_the_client(server):
     bus = await BusClient(server.url).connect()
     assert bus.open
     await bus.close()
-    assert not bus.open and bus.close_code == 1000
+    assert not bus.open
+    assert bus.close_code == 1000
     with pytest.raises(ConnectionError):
         await bus.send("x.fire")
 
@@ -190,6 +193,7 @@ async def test_after_a_frame_it_cannot_read_the_client_is_closed_for_good(server
     async with BusClient(server.url) as bus:
         with pytest.raises(ConnectionError, match=r"connection closed \(1006\)"):
             await bus.request("x.garbage", timeout=3)  # pending when the reader stopped
-        assert not bus.open and bus.close_code == 1006
+        assert not bus.open
+        assert bus.close_code == 1006
         with pytest.raises(ConnectionError):
             await bus.request("x.echo", {"n": 1}, timeout=1)

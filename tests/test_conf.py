@@ -16,16 +16,20 @@ def test_defaults():
     assert settings.ALLOW_ANONYMOUS is False
     assert settings.MAX_FRAME_BYTES == DEFAULT_MAX_FRAME_BYTES
     assert (settings.RATE_LIMIT, settings.RATE_BURST) == (50.0, 100)
-    assert settings.TOKEN_MAX_AGE == 3600 and settings.STRICT_ORDER_TIMEOUT == 60
-    assert settings.TRACK_CONNECTIONS is False and settings.RAW_FRAMES is True
+    assert settings.TOKEN_MAX_AGE == 3600
+    assert settings.STRICT_ORDER_TIMEOUT == 60
+    assert settings.TRACK_CONNECTIONS is False
+    assert settings.RAW_FRAMES is True
     assert {name: getattr(settings, name) for name in DEFAULTS} == DEFAULTS
 
 
 def test_a_project_value_wins_and_is_read_at_call_time():
     with override_settings(CHANNELBUS={"RATE_LIMIT": None, "URL": "bus/"}):
-        assert settings.RATE_LIMIT is None and settings.URL == "bus/"
+        assert settings.RATE_LIMIT is None
+        assert settings.URL == "bus/"
         assert settings.RATE_BURST == 100  # the others keep their defaults
-    assert settings.RATE_LIMIT == 50.0 and settings.URL == "ws/"
+    assert settings.RATE_LIMIT == 50.0
+    assert settings.URL == "ws/"
 
 
 def test_no_channelbus_setting_at_all_gives_the_defaults():

@@ -19,7 +19,8 @@ def type_checking_block() -> dict[str, str]:
     (block,) = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
     public = {}
     for node in block.body:
-        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
+        assert isinstance(node, ast.ImportFrom), ast.unparse(node)
+        assert node.level == 1, ast.unparse(node)
         for alias in node.names:
             assert alias.asname == alias.name, f"{alias.name} must be re-exported as itself"
             public[alias.name] = f"channelbus.{node.module}"
@@ -49,7 +50,8 @@ def test_from_channelbus_import_publish_is_the_function():
     from channelbus.publishing.api import publish as api_publish
 
     assert publish is api_publish
-    assert inspect.isfunction(publish) and not isinstance(publish, types.ModuleType)
+    assert inspect.isfunction(publish)
+    assert not isinstance(publish, types.ModuleType)
 
 
 def test_trigger_is_the_function_not_its_module():

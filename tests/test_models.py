@@ -13,10 +13,12 @@ AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 def test_a_row_is_open_until_its_close_is_recorded():
     row = Connection.objects.create(address="local|a", opened_at=AT, last_activity=AT)
-    assert row.is_open and str(row) == "local|a (open)"
+    assert row.is_open
+    assert str(row) == "local|a (open)"
     row.closed_at = AT + datetime.timedelta(seconds=5)
     row.save()
-    assert not row.is_open and str(row) == "local|a (closed)"
+    assert not row.is_open
+    assert str(row) == "local|a (closed)"
 
 
 def test_newest_first_and_one_row_per_address():

@@ -34,7 +34,8 @@ def test_every_old_path_gives_the_objects_of_the_new_paths(old):
     module = importlib.import_module(old)
     targets = [importlib.import_module(new) for new in MOVED[old]]
     if len(targets) == 1:  # moved whole: the old path is the new module itself
-        assert module is targets[0] and sys.modules[old] is targets[0]
+        assert module is targets[0]
+        assert sys.modules[old] is targets[0]
         return
     assert module.__name__ == old
     names = module.__all__
@@ -75,7 +76,8 @@ def test_the_documented_0_1_imports():
     from channelbus.transport import get_hub as new_get_hub
     from channelbus.transport import make_address as new_make_address
 
-    assert trigger is new_trigger and callable(trigger)
+    assert trigger is new_trigger
+    assert callable(trigger)
     assert JobTimeout is NewJobTimeout
     assert (ModelBinding, bind) == (NewModelBinding, new_bind)
     assert (get_hub, make_address) == (new_get_hub, new_make_address)

@@ -56,7 +56,8 @@ def test_bus_application_maps_http_and_websocket():
         raise AssertionError("not called")
 
     mapping = bus_application(http_app).application_mapping
-    assert set(mapping) == {"http", "websocket"} and mapping["http"] is http_app
+    assert set(mapping) == {"http", "websocket"}
+    assert mapping["http"] is http_app
     assert set(bus_application().application_mapping) == {"websocket"}
     websocket = mapping["websocket"]
     assert isinstance(websocket, BusOriginValidator)

@@ -27,7 +27,8 @@ def test_set_get_and_item_access(session):
     assert session.get("count", 0) == 0
     session.set("count", 1)
     session["name"] = "alice"
-    assert session.get("count") == 1 and session["name"] == "alice"
+    assert session.get("count") == 1
+    assert session["name"] == "alice"
     assert cache.get(session.key) == {"count": 1, "name": "alice"}
 
 
@@ -49,7 +50,8 @@ def test_contains(session):
 def test_delete(session):
     session["a"], session["b"] = 1, 2
     del session["a"]
-    assert "a" not in session and session["b"] == 2
+    assert "a" not in session
+    assert session["b"] == 2
     session.delete("never-set")  # nothing to remove: no error
     assert cache.get(session.key) == {"b": 2}
 
@@ -75,7 +77,8 @@ async def test_adelete_removes_a_key_whose_value_is_none(session):
 def test_clear_drops_the_whole_session(session):
     session["a"] = 1
     session.clear()
-    assert "a" not in session and cache.get(session.key) is None
+    assert "a" not in session
+    assert cache.get(session.key) is None
     session.clear()  # clearing again is fine
     assert session.get("a") is None
 
@@ -105,7 +108,8 @@ async def test_async_api(session):
     assert await session.aget("k") == 1
     await session.adelete("k")
     await session.adelete("never-set")
-    assert await session.aget("k") is None and await session.aget("j") == 2
+    assert await session.aget("k") is None
+    assert await session.aget("j") == 2
     await session.aclear()
     assert await session.aget("j") is None
 

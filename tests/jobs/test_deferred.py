@@ -21,9 +21,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_count_sends_queued_progress_and_result(bus_client, user):
     client = await bus_client(user=user)
     frame = await client.request_frame("demo.count", {"to": 5})
-    assert frame["t"] == "demo.count" and frame["p"] == {"total": 5} and frame["s"] == "s"
+    assert frame["t"] == "demo.count"
+    assert frame["p"] == {"total": 5}
+    assert frame["s"] == "s"
     states = [(f["s"], f.get("p")) for f in client.states]
-    assert states[0] == ("q", None) and states[1] == ("r", None)
+    assert states[0] == ("q", None)
+    assert states[1] == ("r", None)
     assert states[2:] == [("r", {"done": n, "total": 5, "text": f"step {n}"}) for n in range(1, 6)]
     assert all(f["i"] == frame["i"] for f in client.states)
 
@@ -55,7 +58,8 @@ async def test_deferred_chat_send_writes_and_publishes_after_commit(bus_client, 
     assert sent[0].message.data.text == "via a job"
     assert isinstance(reply["id"], int)
     message = await client.receive("chat.message")
-    assert message["p"]["text"] == "via a job" and message["c"] == "chat.room:deferred"
+    assert message["p"]["text"] == "via a job"
+    assert message["c"] == "chat.room:deferred"
 
 
 #: The demo with the e2e test types, its embedded worker looking for jobs every 0.05 s.
@@ -74,17 +78,20 @@ async def test_a_real_worker_beside_the_server(server):
     async with BusClient(f"ws://{server}/ws/", cookies=cookies) as bus:
         seen = []
         reply = await bus.request_frame("demo.count", {"to": 5}, timeout=20, on_state=seen.append)
-        assert reply["p"] == {"total": 5} and reply["s"] == "s"
+        assert reply["p"] == {"total": 5}
+        assert reply["s"] == "s"
         assert [f["s"] for f in seen] == ["q", "r", "r", "r", "r", "r", "r"]
         assert [f["p"]["done"] for f in seen[2:]] == [1, 2, 3, 4, 5]
         assert all(f["i"] == reply["i"] for f in seen)
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=30)
-        assert exc.value.payload["attempts"] == 3 and exc.value.type == "error.job"
+        assert exc.value.payload["attempts"] == 3
+        assert exc.value.type == "error.job"
         # The worker is a thread of runbus: its watchdog interrupts the handler between two sleeps.
         with pytest.raises(RequestFailed) as exc:
             await bus.request("e2e.overrun", {"seconds": 5, "slices": 100}, timeout=20)
-        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
+        assert exc.value.type == "error.job"
+        assert exc.value.payload == timed_out("e2e.overrun", 2)
 
 
 async def test_a_failing_deferred_handler_rolls_back_and_publishes_nothing(bus_client, user):
@@ -94,8 +101,10 @@ async def test_a_failing_deferred_handler_rolls_back_and_publishes_nothing(bus_c
     client = await bus_client(user=user)
     with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
         await client.request("test.write_then_refuse", {"text": "rolled back"})
-    assert exc.value.type == "error.not_found" and exc.value.payload == {"msg": "Changed my mind."}
-    assert sent == [] and await Note.objects.acount() == 0
+    assert exc.value.type == "error.not_found"
+    assert exc.value.payload == {"msg": "Changed my mind."}
+    assert sent == []
+    assert await Note.objects.acount() == 0
     await client.assert_nothing_received(0.2)
 
 
@@ -119,7 +128,8 @@ async def test_trigger_from_python_code(bus_client, user):
         "demo.count", {"to": 2}, user=user, reply_to=address, trace_id="srv1"
     )
     frames = [await client.receive() for _ in range(4)]
-    assert [f["s"] for f in frames] == ["r", "r", "r", "s"] and all(f["i"] == "srv1" for f in frames)
+    assert [f["s"] for f in frames] == ["r", "r", "r", "s"]
+    assert all(f["i"] == "srv1" for f in frames)
     assert frames[-1]["p"] == {"total": 2}
 
 
@@ -136,9 +146,11 @@ async def test_an_attempt_over_its_timeout_is_interrupted_rolled_back_and_retrie
     client = await bus_client(user=user)
     with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
         await client.request("test.write_then_overrun", {"text": "too slow"}, timeout=20)
-    assert exc.value.type == "error.job" and exc.value.payload == timed_out("test.write_then_overrun", 2)
+    assert exc.value.type == "error.job"
+    assert exc.value.payload == timed_out("test.write_then_overrun", 2)
     assert [f["s"] for f in client.states] == ["q", "r", "r"]  # two attempts
-    assert sent == [] and await Note.objects.acount() == 0
+    assert sent == []
+    assert await Note.objects.acount() == 0
     await client.assert_nothing_received(0.2)
 
 
@@ -156,7 +168,8 @@ def test_a_timeout_in_the_main_thread_interrupts_a_sleep(user, caplog):
         "test.write_then_overrun timed out after 0.5 s (i=None, attempt 1); retrying" in m for m in messages
     )
     assert any("test.write_then_overrun timed out after 0.5 s after 2 attempts" in m for m in messages)
-    assert sent == [] and Note.objects.count() == 0
+    assert sent == []
+    assert Note.objects.count() == 0
 
 
 async def test_an_async_handler_over_its_timeout_is_cancelled_and_publishes_nothing(bus_client, user):
@@ -166,7 +179,8 @@ async def test_an_async_handler_over_its_timeout_is_cancelled_and_publishes_noth
     with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
         await client.request("test.async_write_and_publish", {"text": "late", "nap": 5}, timeout=20)
     assert exc.value.payload == timed_out("test.async_write_and_publish", 1)
-    assert sent == [] and await Note.objects.acount() == 0
+    assert sent == []
+    assert await Note.objects.acount() == 0
 
 
 async def test_an_async_deferred_handler_publishes_after_it_returned(bus_client, user):
@@ -186,8 +200,10 @@ async def test_an_async_deferred_handler_that_fails_publishes_nothing(bus_client
     client = await bus_client(user=user)
     with capture_published() as sent, pytest.raises(BusRequestFailed) as exc:
         await client.request("test.async_write_and_publish", {"text": "dropped", "fail": True})
-    assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 1
-    assert sent == [] and await Note.objects.acount() == 0
+    assert exc.value.type == "error.job"
+    assert exc.value.payload["attempts"] == 1
+    assert sent == []
+    assert await Note.objects.acount() == 0
     await client.assert_nothing_received(0.2)
 
 
@@ -267,7 +283,8 @@ def test_a_time_limit_in_the_main_thread_keeps_an_outer_alarm():
         signal.setitimer(signal.ITIMER_REAL, 60)
         with pytest.raises(JobTimeout), time_limit(0.2):
             time.sleep(5)
-        assert signal.getsignal(signal.SIGALRM) is outer and 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
+        assert signal.getsignal(signal.SIGALRM) is outer
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         with pytest.raises(OuterTimeout), time_limit(30):
             time.sleep(5)
@@ -304,7 +321,8 @@ def test_a_waiting_strict_job_is_parked_woken_by_its_predecessor_and_run_once(us
     look = DBTaskResult.objects.get()  # ... which is queued for later
     finish_place(address, 1)  # place 1 ends: the job is queued again, to run now
     woken = list(DBTaskResult.objects.ready())
-    assert len(woken) == 1 and DBTaskResult.objects.count() == 2
+    assert len(woken) == 1
+    assert DBTaskResult.objects.count() == 2
     run(woken)
     assert list(Note.objects.values_list("text", flat=True)) == ["second"]
     run([DBTaskResult.objects.get(pk=look.pk)])  # the late look finds the turn taken
@@ -396,7 +414,8 @@ async def test_queue_priority_and_delay_of_a_class_reach_the_job(bus_client, use
     assert row.status == "READY"  # ... but not on the queue that worker takes
     await asyncio.to_thread(db_worker("slow").run)
     await row.arefresh_from_db()
-    assert row.status == "SUCCESSFUL" and row.started_at >= row.run_after
+    assert row.status == "SUCCESSFUL"
+    assert row.started_at >= row.run_after
     assert [await client.receive() for _ in range(2)] == [
         {"t": "test.queued_options", "i": "o1", "s": "r"},
         {"t": "test.queued_options", "i": "o1", "p": {"ran": True}, "s": "s"},
@@ -410,18 +429,22 @@ async def test_retries_wait_their_delays_and_the_handler_sees_its_attempt(bus_cl
 
     client = await bus_client(user=user)
     reply = await client.request("test.retry_timing", {"fail_times": 2}, timeout=10)
-    assert reply["attempt"] == 3 and reply["attempts"] == [1, 2, 3]
+    assert reply["attempt"] == 3
+    assert reply["attempts"] == [1, 2, 3]
     starts = reply["starts"]
-    assert starts[1] - starts[0] >= 0.2 and starts[2] - starts[1] >= 0.4
+    assert starts[1] - starts[0] >= 0.2
+    assert starts[2] - starts[1] >= 0.4
     assert [f["s"] for f in client.states] == ["q", "r", "r", "r"]
     session = next(iter(get_hub().connections.values())).session
-    assert await session.aget("starts") == starts and await session.aget("attempts") == [1, 2, 3]
+    assert await session.aget("starts") == starts
+    assert await session.aget("attempts") == [1, 2, 3]
 
 
 async def test_a_retry_that_succeeds_answers_with_its_result(bus_client, user):
     client = await bus_client(user=user)
     reply = await client.request("test.retry_timing", {"fail_times": 1}, timeout=10)
-    assert reply["attempt"] == 2 and reply["attempts"] == [1, 2]
+    assert reply["attempt"] == 2
+    assert reply["attempts"] == [1, 2]
     assert reply["starts"][1] - reply["starts"][0] >= 0.2
     await client.assert_nothing_received(0.1)
 
@@ -581,17 +604,21 @@ async def test_trigger_of_a_plain_type_answers_the_given_address(bus_client, use
     frames = [await client.receive("test.origin") for _ in range(2)]
     assert frames[0] == {"t": "test.origin", "i": "p1", "s": "r"}  # no q: nothing was queued
     seen = frames[1]["p"]
-    assert frames[1]["s"] == "s" and seen == _origin("tab", address=address, thread=seen["thread"])
+    assert frames[1]["s"] == "s"
+    assert seen == _origin("tab", address=address, thread=seen["thread"])
     await database_sync_to_async(trigger)("test.origin", {"fail": "maybe"}, reply_to=address, trace_id="p2")
     error = await client.receive("error.validation")
-    assert error["i"] == "p2" and error["s"] == "f" and error["p"]["type_name"] == "test.origin"
+    assert error["i"] == "p2"
+    assert error["s"] == "f"
+    assert error["p"]["type_name"] == "test.origin"
 
 
 def test_outside_a_job_attempt_is_1_there_is_no_session_and_progress_goes_nowhere():
     from demoapp.messages import Count
 
     message = Count(to=2)
-    assert message.attempt == 1 and message.session is None
+    assert message.attempt == 1
+    assert message.session is None
     assert message.handle() == {"total": 2}  # its progress() calls had nobody to tell
 
 
@@ -609,10 +636,12 @@ async def test_trigger_with_a_request_runs_as_the_request_user(bus_client, user)
     request.user = user
     await database_sync_to_async(trigger)("test.who_asked", request=request, reply_to=address, trace_id="rq1")
     frames = [await client.receive("test.who_asked") for _ in range(2)]
-    assert [f["s"] for f in frames] == ["r", "s"] and frames[1]["p"]["user"] == "alice"
+    assert [f["s"] for f in frames] == ["r", "s"]
+    assert frames[1]["p"]["user"] == "alice"
     request.user = AnonymousUser()  # an explicit user wins over the request's
     await database_sync_to_async(trigger)(
         "test.who_asked", request=request, user=user, reply_to=address, trace_id="rq2"
     )
     frames = [await client.receive("test.who_asked") for _ in range(2)]
-    assert frames[1]["i"] == "rq2" and frames[1]["p"]["user"] == "alice"
+    assert frames[1]["i"] == "rq2"
+    assert frames[1]["p"]["user"] == "alice"

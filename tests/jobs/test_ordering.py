@@ -113,7 +113,7 @@ def test_park_is_0_when_the_predecessor_already_finished():
 
 
 @pytest.mark.parametrize(
-    "waited, delay",
+    ("waited", "delay"),
     [
         (0.0, ORDER_POLL_SECONDS),  # at least the first poll delay
         (1.5, 1.5),  # then as long as it waited so far
@@ -149,7 +149,8 @@ def test_finish_wakes_only_the_next_place():
     assert finish(ADDRESS, 1) is None  # place 2 is next, not 3
     assert cache.get(order_key(ADDRESS, "parked:3")) is not None
     parked = finish(ADDRESS, 2)
-    assert parked is not None and parked[0]["seq"] == 3
+    assert parked is not None
+    assert parked[0]["seq"] == 3
 
 
 def test_park_keeps_the_job_for_longer_than_strict_order_timeout(monkeypatch):
@@ -163,4 +164,5 @@ def test_park_keeps_the_job_for_longer_than_strict_order_timeout(monkeypatch):
     monkeypatch.setattr(ordering.cache, "set", spy)
     park(waiting(2, 0), "default", 0)
     [(key, timeout)] = timeouts
-    assert key == order_key(ADDRESS, "parked:2") and timeout > 60  # STRICT_ORDER_TIMEOUT's default
+    assert key == order_key(ADDRESS, "parked:2")
+    assert timeout > 60

@@ -115,7 +115,8 @@ def test_without_an_address_nothing_is_sent(sent):
     reply.progress(1, 2, "half")
     reply.result(WhoAsked, {"user": "alice"})
     reply.error(NotFound("Gone."))
-    assert sent.addresses == [] and sent.frames == []
+    assert sent.addresses == []
+    assert sent.frames == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,7 +23,8 @@ DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 def seen_by_handler(sent):
     """What test.origin published about who ran it and where (one message per run)."""
     [published] = sent
-    assert published.message.name == "test.origin_seen" and published.topics == ["broadcast"]
+    assert published.message.name == "test.origin_seen"
+    assert published.topics == ["broadcast"]
     return published.message.payload()
 
 
@@ -34,7 +35,7 @@ def request_of(user):
 
 
 @pytest.mark.parametrize(
-    "how, expected",
+    ("how", "expected"),
     [("user", "alice"), ("request", "alice"), ("request_anonymous", ""), ("nobody", "")],
 )
 def test_a_plain_type_runs_now_in_this_thread_as_whoever_asked(user, settings, how, expected):
@@ -51,7 +52,9 @@ def test_a_plain_type_runs_now_in_this_thread_as_whoever_asked(user, settings, h
         assert trigger("test.origin", {"text": how}, **kwargs) is None
     seen = seen_by_handler(sent)
     assert (seen["text"], seen["user"], seen["anonymous"]) == (how, expected, expected == "")
-    assert seen["thread"] == threading.get_ident() and seen["address"] is None and seen["attempt"] == 1
+    assert seen["thread"] == threading.get_ident()
+    assert seen["address"] is None
+    assert seen["attempt"] == 1
     assert DBTaskResult.objects.count() == 0
 
 
@@ -109,7 +112,8 @@ async def test_reply_to_gets_the_frames_of_a_plain_and_of_a_deferred_type(bus_cl
         frames = [await client.receive(type_name, timeout=3) for _ in range(2)]
         # No q: no client sent it, so the consumer said nothing.
         assert [(f["i"], f["s"]) for f in frames] == [(trace_id, "r"), (trace_id, "s")]
-        assert frames[1]["p"]["user"] == "alice" and frames[1]["p"]["address"] == address
+        assert frames[1]["p"]["user"] == "alice"
+        assert frames[1]["p"]["address"] == address
     await database_sync_to_async(trigger)("test.origin", {"fail": "maybe"}, reply_to=address, trace_id="p2")
     error = await client.receive("error.validation", timeout=3)
     assert (error["i"], error["s"], error["p"]["type_name"]) == ("p2", "f", "test.origin")

@@ -34,14 +34,17 @@ def hold():
 
 
 def test_ping_and_pong_are_registered_and_ping_is_a_control_message():
-    assert incoming.get("s.ping") is Ping and outgoing.get("s.pong") is Pong
+    assert incoming.get("s.ping") is Ping
+    assert outgoing.get("s.pong") is Pong
     assert Ping.control is True
-    assert Pong.control is False and "s.pong" not in incoming
+    assert Pong.control is False
+    assert "s.pong" not in incoming
 
 
 async def test_ping_handler_returns_a_pong():
     reply = await Ping().handle()
-    assert isinstance(reply, Pong) and reply.payload() is None
+    assert isinstance(reply, Pong)
+    assert reply.payload() is None
 
 
 async def test_ping_gets_pong_with_the_same_trace_id(bus_client, user):

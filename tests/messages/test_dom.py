@@ -50,7 +50,7 @@ def test_public_names_have_docstrings():
 
 
 @pytest.mark.parametrize(
-    "message, frame",
+    ("message", "frame"),
     [
         (dom.text("#count", 5), {"t": "dom.text", "p": {"selector": "#count", "text": "5"}}),
         (dom.text("#n", 1.5), {"t": "dom.text", "p": {"selector": "#n", "text": "1.5"}}),

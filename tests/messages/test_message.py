@@ -42,8 +42,11 @@ def test_from_payload_carries_metadata_and_reports_errors():
         trace_id="t1", user="u", connection_id="c", channel_name="ch", received_at=1.0, registry=incoming
     )
     message = PointMessage.from_payload({"x": 5}, meta)
-    assert message.data == Point(x=5) and message.trace_id == "t1" and message.user == "u"
-    assert message.meta.registry is incoming and message.meta.channel_name == "ch"
+    assert message.data == Point(x=5)
+    assert message.trace_id == "t1"
+    assert message.user == "u"
+    assert message.meta.registry is incoming
+    assert message.meta.channel_name == "ch"
     with pytest.raises(ValidationFailed) as exc:
         PointMessage.from_payload({"x": "a"}, meta)
     assert exc.value.trace_id == "t1"
@@ -103,14 +106,17 @@ def test_sync_and_async_handlers_are_told_apart():
         async def handle(self):
             return 1
 
-    assert SyncOne._sync_handle and not AsyncOne._sync_handle
+    assert SyncOne._sync_handle
+    assert not AsyncOne._sync_handle
     assert Message._allowed_kind is None
 
 
 def test_registry_register_replace_unregister():
     registry = Registry("test")
     assert registry.register(PointMessage) is PointMessage
-    assert registry.get("geo.point") is PointMessage and "geo.point" in registry and len(registry) == 1
+    assert registry.get("geo.point") is PointMessage
+    assert "geo.point" in registry
+    assert len(registry) == 1
 
     class Other(Message):
         name = "geo.point"
@@ -125,7 +131,8 @@ def test_registry_register_replace_unregister():
 
     assert registry.get("geo.point") is Replacement
     assert registry.unregister("geo.point") is Replacement
-    assert registry.get("geo.point") is None and list(registry) == []
+    assert registry.get("geo.point") is None
+    assert list(registry) == []
     with pytest.raises(TypeError):
         registry.register(object)  # type: ignore[arg-type]
 
@@ -138,9 +145,12 @@ def test_registering_the_same_class_twice_is_not_a_conflict():
 
 
 def test_builtins_and_autodiscovery():
-    assert incoming.get("s.ping") is Ping and outgoing.get("s.pong") is Pong
+    assert incoming.get("s.ping") is Ping
+    assert outgoing.get("s.pong") is Pong
     # demoapp.messages and tests.testapp.messages were imported by the app registry.
-    assert "demo.echo" in incoming and "demo.add" in incoming and "test.slow" in incoming
+    assert "demo.echo" in incoming
+    assert "demo.add" in incoming
+    assert "test.slow" in incoming
     assert "test.greeting" in outgoing
 
 

@@ -32,7 +32,8 @@ def test_register_returns_the_class_and_looks_it_up_by_name():
     assert registry.register(Beta) is Beta
     assert registry.get("reg.alpha") is Alpha
     assert registry.get("reg.nope") is None
-    assert "reg.beta" in registry and "reg.nope" not in registry
+    assert "reg.beta" in registry
+    assert "reg.nope" not in registry
     assert list(registry) == ["reg.alpha", "reg.beta"]
     assert len(registry) == 2
     assert registry.classes() == [Alpha, Beta]
@@ -86,9 +87,11 @@ def test_unregister_returns_the_removed_class():
     assert registry.unregister("reg.alpha") is Alpha
     assert registry.unregister("reg.alpha") is None
     assert registry.get("reg.alpha") is None  # the fast per-instance get sees the removal
-    assert "reg.alpha" not in registry and len(registry) == 0
+    assert "reg.alpha" not in registry
+    assert len(registry) == 0
     registry.register(Alpha)  # and the name is free again
-    assert registry.get("reg.alpha") is Alpha and registry.conflicts == []
+    assert registry.get("reg.alpha") is Alpha
+    assert registry.conflicts == []
 
 
 def test_the_same_class_imported_again_is_no_conflict():
@@ -115,7 +118,8 @@ def test_all_registries_lists_incoming_and_outgoing_first_then_the_others_by_nam
 
 
 def test_built_in_control_messages_are_registered():
-    assert incoming.get("s.ping") is Ping and outgoing.get("s.pong") is Pong
+    assert incoming.get("s.ping") is Ping
+    assert outgoing.get("s.pong") is Pong
 
 
 def test_allows_anonymous_ignores_control_types():

@@ -49,7 +49,7 @@ def test_bad_request_for_non_json_or_non_object(frame):
 
 
 @pytest.mark.parametrize(
-    "frame, message",
+    ("frame", "message"),
     [
         ('{"t":"a.b","i":"x","z":1}', "Unknown envelope keys: z"),
         ('{"t":"a.b","i":"x","s":"s"}', "Unknown envelope keys: s"),
@@ -192,5 +192,8 @@ def test_arbitrary_json_gives_an_envelope_or_a_contract_error(value):
         if isinstance(value, dict) and isinstance(value.get("i"), str) and 0 < len(value["i"]) <= 64:
             assert exc.trace_id == value["i"]
     else:
-        assert isinstance(value, dict) and set(value) <= {"t", "i", "p"}
-        assert env.t == value["t"] and env.i == value.get("i") and env.p == value.get("p")
+        assert isinstance(value, dict)
+        assert set(value) <= {"t", "i", "p"}
+        assert env.t == value["t"]
+        assert env.i == value.get("i")
+        assert env.p == value.get("p")

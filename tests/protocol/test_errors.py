@@ -20,7 +20,7 @@ from channelbus.protocol import (
 
 
 @pytest.mark.parametrize(
-    "error, payload",
+    ("error", "payload"),
     [
         (BadRequest(), {"msg": "The frame is not a valid envelope."}),
         (UnknownMessageType(type_name="x.y"), {"msg": "Unknown message type.", "type_name": "x.y"}),

@@ -46,7 +46,8 @@ async def test_collection_initial_state_is_paginated(bus_client, user):
     client = await bus_client(user=user)
     state = (await client.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"}))["state"]
     assert [i["text"] for i in state["items"]] == ["a", "b"]
-    assert state["count"] == 3 and state["more"] is True
+    assert state["count"] == 3
+    assert state["more"] is True
 
 
 async def test_changes_never_reach_a_user_without_permission(bus_client, user, bob):
@@ -72,7 +73,8 @@ async def test_a_follower_who_loses_access_leaves_before_the_change(bus_client, 
     note.text = "bob's now"
     await note.asave()
     left = await alice_tab.receive()
-    assert left["t"] == "topic.left" and left["p"]["topic"] == f"testapp.note:{note.pk}"
+    assert left["t"] == "topic.left"
+    assert left["p"]["topic"] == f"testapp.note:{note.pk}"
     await alice_tab.assert_nothing_received(0.3)
 
 
@@ -103,13 +105,15 @@ async def test_a_row_moving_between_collections_leaves_the_old_one(bus_client, u
     note.owner = bob
     await note.asave()
     gone = await alice_tab.receive()
-    assert gone["c"] == f"testapp.note.all:{user.pk}" and gone["p"] == {
+    assert gone["c"] == f"testapp.note.all:{user.pk}"
+    assert gone["p"] == {
         "action": "delete",
         "pk": note.pk,
         "data": None,
     }
     arrived = await bob_tab.receive()
-    assert arrived["c"] == f"testapp.note.all:{bob.pk}" and arrived["p"]["action"] == "create"
+    assert arrived["c"] == f"testapp.note.all:{bob.pk}"
+    assert arrived["p"]["action"] == "create"
     assert arrived["p"]["data"]["owner"] == bob.pk
 
 
@@ -138,7 +142,8 @@ async def test_a_change_inside_a_transaction_goes_out_after_commit_and_never_aft
     await client.assert_nothing_received(0.2)
     assert await database_sync_to_async(_save_in_a_transaction)(user.pk, True) == (0, 1)
     created = await client.receive()
-    assert created["p"]["action"] == "create" and created["p"]["data"]["text"] == "in a transaction"
+    assert created["p"]["action"] == "create"
+    assert created["p"]["data"]["text"] == "in a transaction"
 
 
 async def test_actions_choose_which_changes_are_sent(bus_client, user, monkeypatch):

@@ -61,7 +61,8 @@ def test_one_sender_loop_per_process_reused():
     assert not loop.is_closed()
     wait_until(loop.is_running)
     threads = [t for t in threading.enumerate() if t.name == "channelbus-sender"]
-    assert len(threads) == 1 and threads[0].daemon
+    assert len(threads) == 1
+    assert threads[0].daemon
 
 
 def test_the_sender_loop_is_shared_by_threads():
@@ -76,7 +77,8 @@ def test_the_sender_loop_is_shared_by_threads():
 
 def test_run_on_sender_loop_returns_the_result():
     loop, thread = run_on_sender_loop(where())
-    assert loop is sender_loop() and thread.name == "channelbus-sender"
+    assert loop is sender_loop()
+    assert thread.name == "channelbus-sender"
 
     async def answer():
         return 42
@@ -167,7 +169,8 @@ async def test_run_async_on_a_running_loop_logs_a_failure(caplog):
         run_async(fail())
         await await_until(lambda: any(r.name == "channelbus" for r in caplog.records))
     (record,) = [r for r in caplog.records if r.name == "channelbus"]
-    assert record.levelno == logging.ERROR and record.exc_info[0] is RuntimeError
+    assert record.levelno == logging.ERROR
+    assert record.exc_info[0] is RuntimeError
 
 
 # ------------------------------------------------------------------------------ FrameSender

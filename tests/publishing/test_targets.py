@@ -68,7 +68,8 @@ def test_anything_else_is_a_type_error(to):
         "publish(to=...) takes topic names, Topic objects, users, model instances or connection "
         "addresses, not "
     )
-    assert exc.value.__cause__ is None and exc.value.__suppress_context__  # the caller's error, not ours
+    assert exc.value.__cause__ is None
+    assert exc.value.__suppress_context__
 
 
 def test_exclude_address():

@@ -18,7 +18,8 @@ def test_round_trip(user):
 
     other = get_user_model().objects.create_user(username="bob", password="x")
     token, other_token = connection_token(user), connection_token(other)
-    assert isinstance(token, str) and token != other_token
+    assert isinstance(token, str)
+    assert token != other_token
     assert user_for_token(token) == user
     assert user_for_token(other_token) == other
 
@@ -99,7 +100,7 @@ async def test_the_middleware_leaves_a_signed_in_user_alone(user):
 
 
 @pytest.mark.parametrize(
-    "query, headers",
+    ("query", "headers"),
     [
         (b"token=forged", ()),
         (b"token=", ()),

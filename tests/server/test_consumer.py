@@ -30,7 +30,9 @@ async def test_fire_and_forget_gets_no_reply_but_errors(bus_client, user):
     await client.assert_nothing_received(0.2)
     await client.send("demo.echo", {"text": ""})
     frame = await client.receive()
-    assert frame["t"] == "error.validation" and "i" not in frame and frame["s"] == "f"
+    assert frame["t"] == "error.validation"
+    assert "i" not in frame
+    assert frame["s"] == "f"
 
 
 async def test_validation_error_lists_locations(bus_client, user):
@@ -52,7 +54,7 @@ async def test_payload_for_message_without_schema_is_refused(bus_client, user):
 
 
 @pytest.mark.parametrize(
-    "frame, error, has_i",
+    ("frame", "error", "has_i"),
     [
         ("not json", "error.bad_request", False),
         ("[1]", "error.bad_request", False),
@@ -65,7 +67,8 @@ async def test_bad_frames_get_errors_and_the_connection_stays(bus_client, user, 
     client = await bus_client(user=user)
     await client.send_raw(frame)
     reply = await client.receive()
-    assert reply["t"] == error and reply["s"] == "f"
+    assert reply["t"] == error
+    assert reply["s"] == "f"
     assert (reply.get("i") == "k1") is has_i
     assert await client.request("demo.echo", {"text": "still open"}) == {"text": "still open"}
 
@@ -81,7 +84,8 @@ async def test_binary_frame_is_bad_request(bus_client, user):
     client = await bus_client(user=user)
     await client.send_raw(b'{"t":"s.ping","i":"b1"}')
     frame = await client.receive()
-    assert frame["t"] == "error.bad_request" and frame["i"] == "b1"
+    assert frame["t"] == "error.bad_request"
+    assert frame["i"] == "b1"
 
 
 async def test_too_large_frame(bus_client, user):
@@ -91,7 +95,8 @@ async def test_too_large_frame(bus_client, user):
         small = await bus_client(user=user)
         await small.send_raw('{"t":"demo.echo","i":"big","p":{"text":"' + "x" * 2000 + '"}}')
         reply = await small.receive()
-    assert reply["t"] == "error.too_large" and reply["p"]["limit"] == 1000
+    assert reply["t"] == "error.too_large"
+    assert reply["p"]["limit"] == 1000
     assert await small.request("s.ping") is None
     assert await client.request("s.ping") is None
 
@@ -108,7 +113,8 @@ async def test_handler_exception_is_error_server_without_internals(bus_client, u
     }
     assert "secret" not in str(exc.value.frame)
     record = next(r for r in caplog.records if "test.boom" in r.getMessage())
-    assert record.exc_info and exc.value.frame["i"] in record.getMessage()
+    assert record.exc_info
+    assert exc.value.frame["i"] in record.getMessage()
     with pytest.raises(RequestFailed) as exc:
         await client.request("test.sync_boom")
     assert exc.value.type == "error.server"
@@ -126,7 +132,9 @@ async def test_domain_error_is_sent_as_is(bus_client, user):
 async def test_reply_with_another_message_type(bus_client, user):
     client = await bus_client(user=user)
     frame = await client.request_frame("test.hello")
-    assert frame["t"] == "test.greeting" and frame["p"] == {"text": "hello"} and frame["s"] == "s"
+    assert frame["t"] == "test.greeting"
+    assert frame["p"] == {"text": "hello"}
+    assert frame["s"] == "s"
 
 
 async def test_sync_handler_uses_the_orm_in_a_thread(bus_client, user):
@@ -138,7 +146,8 @@ async def test_permission_hooks(bus_client, user):
     client = await bus_client(user=user)
     with pytest.raises(RequestFailed) as exc:
         await client.request("test.staff_only")
-    assert exc.value.type == "error.unauthorized" and exc.value.payload["type_name"] == "test.staff_only"
+    assert exc.value.type == "error.unauthorized"
+    assert exc.value.payload["type_name"] == "test.staff_only"
     assert await client.request("test.async_perm") is None
     assert await client.request("test.sync_async_perm") == {"users": 1}
     with pytest.raises(RequestFailed) as exc:
@@ -226,7 +235,9 @@ async def test_concurrency_limit(bus_client, user):
     for n in range(3):
         await client.send("test.slow_concurrent", {"seconds": 0.2, "tag": str(n)}, i=str(n))
     refused = await client.receive()
-    assert refused["t"] == "error.rate_limited" and refused["i"] == "2" and refused["p"]["retry_after"] == 1
+    assert refused["t"] == "error.rate_limited"
+    assert refused["i"] == "2"
+    assert refused["p"]["retry_after"] == 1
 
 
 async def test_queue_limit(bus_client, user):
@@ -236,7 +247,8 @@ async def test_queue_limit(bus_client, user):
         await client.send("test.slow", {"seconds": 0.1, "tag": str(n)}, i=str(n))
     frames = [await client.receive() for _ in range(5)]
     refused = [f["i"] for f in frames if f["t"] == "error.rate_limited"]
-    assert refused and all(f["s"] == "f" for f in frames if f["i"] in refused)
+    assert refused
+    assert all(f["s"] == "f" for f in frames if f["i"] in refused)
     assert [f["p"]["tag"] for f in frames if f["t"] == "test.slow"] == sorted(
         f["p"]["tag"] for f in frames if f["t"] == "test.slow"
     )
@@ -250,7 +262,8 @@ async def test_rate_limit_then_flood_close(bus_client, user):
     await client.send("s.ping", i="x")
     refused = await client.receive()
     assert refused["i"] == "x"
-    assert refused["t"] == "error.rate_limited" and 0 < refused["p"]["retry_after"] <= 1.01
+    assert refused["t"] == "error.rate_limited"
+    assert 0 < refused["p"]["retry_after"] <= 1.01
     for _ in range(4):
         await client.send("s.ping")
     frames = []

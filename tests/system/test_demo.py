@@ -36,7 +36,7 @@ async def test_a_room_name_chat_send_takes_can_be_followed(bus_client, user, roo
     assert (await client.receive("chat.message"))["c"] == f"chat.room:{room}"
 
 
-@pytest.mark.parametrize("text, ok", [("", False), ("x", True), ("x" * 2000, True), ("x" * 2001, False)])
+@pytest.mark.parametrize(("text", "ok"), [("", False), ("x", True), ("x" * 2000, True), ("x" * 2001, False)])
 async def test_chat_send_takes_1_to_2000_characters(bus_client, user, text, ok):
     client = await bus_client(user=user)
     if ok:
@@ -56,7 +56,9 @@ async def test_chat_message_carries_room_id_user_text_and_time(bus_client, user)
     assert frame["c"] == "chat.room:fields"
     payload = frame["p"]
     assert set(payload) == {"room", "id", "user", "text", "at"}
-    assert payload["room"] == "fields" and payload["id"] == reply["id"] and payload["text"] == "all five"
+    assert payload["room"] == "fields"
+    assert payload["id"] == reply["id"]
+    assert payload["text"] == "all five"
     assert payload["user"] == user.get_username()
     datetime.fromisoformat(payload["at"])
 

@@ -35,7 +35,8 @@ async def test_contract_replies_over_a_real_socket(server):
 
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.add", {"a": "two"}, trace_id="bad1")
-        assert exc.value.frame["i"] == "bad1" and exc.value.type == "error.validation"
+        assert exc.value.frame["i"] == "bad1"
+        assert exc.value.type == "error.validation"
         assert exc.value.payload["type_name"] == "demo.add"
         assert [e["loc"] for e in exc.value.payload["errors"]] == [["a"], ["b"]]
 
@@ -55,7 +56,9 @@ async def test_contract_replies_over_a_real_socket(server):
         big = '{"t":"demo.echo","i":"big1","p":{"text":"' + "x" * (300 * 1024) + '"}}'
         await bus.send_raw(big)
         frame = await bus.receive()
-        assert frame["t"] == "error.too_large" and frame["s"] == "f" and frame["i"] == "big1"
+        assert frame["t"] == "error.too_large"
+        assert frame["s"] == "f"
+        assert frame["i"] == "big1"
         assert frame["p"]["limit"] == 256 * 1024
 
         # Still open after all of them.
@@ -142,7 +145,8 @@ async def test_two_guests_chat_in_a_room(server):
         BusClient(f"ws://{server}/ws/", cookies=cookies[1]) as ben,
     ):
         joined = await ann.request("topic.subscribe", {"topic": "chat.room:lobby"})
-        assert joined["topic"] == "chat.room:lobby" and isinstance(joined["state"], list)
+        assert joined["topic"] == "chat.room:lobby"
+        assert isinstance(joined["state"], list)
         history = len(joined["state"])
         await ben.request("topic.subscribe", {"topic": "chat.room:lobby"})
         for n in range(3):
@@ -160,7 +164,8 @@ async def test_two_guests_chat_in_a_room(server):
         mine = next(t for t in (await ann.request("topic.list"))["topics"] if t.startswith("user:"))
         with pytest.raises(RequestFailed) as exc:
             await ben.request("topic.subscribe", {"topic": mine})
-        assert exc.value.type == "error.subscribe" and exc.value.payload["topic"] == mine
+        assert exc.value.type == "error.subscribe"
+        assert exc.value.payload["topic"] == mine
         with pytest.raises(RequestFailed) as exc:
             await ann.request("chat.send", {"room": "Not a room!", "text": "x"})
         assert exc.value.type == "error.validation"
@@ -179,7 +184,8 @@ async def test_mentions_notify_the_user_on_their_own_topic(server):
         ben_name = (await ann.receive("chat.message", timeout=5))["p"]["user"]
         await ann.request("chat.send", {"room": "mentions", "text": f"hi @{ben_name}"})
         notice = await ben.receive("demo.notice", timeout=5)
-        assert notice["c"] == ben_topic and "mentioned you in #mentions" in notice["p"]["text"]
+        assert notice["c"] == ben_topic
+        assert "mentioned you in #mentions" in notice["p"]["text"]
 
 
 def _get(url: str) -> tuple[int, str]:

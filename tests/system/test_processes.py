@@ -34,7 +34,8 @@ async def test_two_processes_and_the_management_command(tmp_path, layer):
             }
             await shouter.request("demo.shout", {"text": "from the second process"})
             frame = await listener.receive("demo.shouted", timeout=5)
-            assert frame["c"] == "demo.all" and frame["p"]["text"] == "from the second process"
+            assert frame["c"] == "demo.all"
+            assert frame["p"]["text"] == "from the second process"
 
             payload = orjson.dumps({"text": "from a shell", "user": "admin"}).decode()
             result = await asyncio.to_thread(

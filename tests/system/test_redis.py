@@ -118,7 +118,8 @@ async def test_a_thousand_sockets_closing_at_once_leave_nothing_behind(user, red
     with caplog.at_level(logging.WARNING, logger="channelbus"):
         await asyncio.gather(*(c.close() for c in clients))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
-    assert hub.members == {} and hub.connections == {}
+    assert hub.members == {}
+    assert hub.connections == {}
     if layer == "redis":
         redis = aioredis.from_url(REDIS_URL)
         try:

@@ -130,9 +130,12 @@ async def test_a_db_worker_process_on_sqlite(sqlite_deployment):
     async with BusClient(f"ws://{server}/ws/", cookies=cookies) as bus:
         seen = []
         done = await bus.request_frame("demo.count", {"to": 5}, timeout=30, on_state=seen.append)
-        assert done["t"] == "demo.count" and done["s"] == "s" and done["p"] == {"total": 5}
+        assert done["t"] == "demo.count"
+        assert done["s"] == "s"
+        assert done["p"] == {"total": 5}
         assert [f["s"] for f in seen] == ["q", "r", "r", "r", "r", "r", "r"]
-        assert "p" not in seen[0] and "p" not in seen[1]
+        assert "p" not in seen[0]
+        assert "p" not in seen[1]
         assert [f["p"] for f in seen[2:]] == [
             {"done": n, "total": 5, "text": f"step {n}"} for n in range(1, 6)
         ]
@@ -147,10 +150,12 @@ async def test_a_db_worker_process_on_sqlite(sqlite_deployment):
 
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=30, on_state=on_state)
-        assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 3
+        assert exc.value.type == "error.job"
+        assert exc.value.payload["attempts"] == 3
         assert len(starts) == 3
         # Arrival times: a little jitter allowed; without the waits the worker (every 0.05 s) is faster.
-        assert starts[1] - starts[0] >= 0.15 and starts[2] - starts[1] >= 0.45
+        assert starts[1] - starts[0] >= 0.15
+        assert starts[2] - starts[1] >= 0.45
 
     def jobs():
         with contextlib.closing(sqlite3.connect(database)) as db:
@@ -194,8 +199,10 @@ async def test_strict_order_with_three_workers_on_postgres(deployment):
         # db_worker runs jobs in its main thread: SIGALRM cuts one time.sleep(5) short, in each attempt.
         with pytest.raises(RequestFailed) as exc:
             await bus.request("e2e.overrun", {"seconds": 5}, timeout=30)
-        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
-    assert done["p"] == {"total": 3} and [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
+        assert exc.value.type == "error.job"
+        assert exc.value.payload == timed_out("e2e.overrun", 2)
+    assert done["p"] == {"total": 3}
+    assert [f["s"] for f in seen] == ["q", "r", "r", "r", "r"]
 
 
 @pytest.fixture
@@ -245,11 +252,13 @@ async def test_rq_backend_with_a_real_rqworker(rq_deployment):
         assert [f["p"]["done"] for f in seen[2:]] == [1, 2, 3, 4, 5]
         with pytest.raises(RequestFailed) as exc:
             await bus.request("demo.fail", {}, timeout=60)
-        assert exc.value.type == "error.job" and exc.value.payload["attempts"] == 3
+        assert exc.value.type == "error.job"
+        assert exc.value.payload["attempts"] == 3
         # In RQ's work horse, beside RQ's own SIGALRM job timeout (180 s), which stays in force.
         with pytest.raises(RequestFailed) as exc:
             await bus.request("e2e.overrun", {"seconds": 5}, timeout=60)
-        assert exc.value.type == "error.job" and exc.value.payload == timed_out("e2e.overrun", 2)
+        assert exc.value.type == "error.job"
+        assert exc.value.payload == timed_out("e2e.overrun", 2)
 
 
 async def test_a_worker_killed_in_the_middle_of_a_job(tmp_path, postgres_db):
@@ -290,7 +299,8 @@ async def test_a_worker_killed_in_the_middle_of_a_job(tmp_path, postgres_db):
                 started = loop.time()
                 reply = await bus.request("e2e.ordered", {"n": 2, "ms": 0}, timeout=30)
                 waited = loop.time() - started
-                assert reply["n"] == 2 and reply["worker"] == second_worker.pid
+                assert reply["n"] == 2
+                assert reply["worker"] == second_worker.pid
                 assert waited >= 1.5, "the successor waited for the lost job until STRICT_ORDER_TIMEOUT"
                 # The second worker has run for STRICT_ORDER_TIMEOUT already; a run of the killed job
                 # started then would answer within job_seconds. Wait longer than that: nothing comes.

@@ -99,7 +99,8 @@ def test_bind_escapes_what_it_writes():
         event='click" onclick="x',
         payload={"text": '<b>"hi" & bye</b>'},
     )
-    assert "onclick=" not in html.replace("onclick=&quot;", "") and "<b>" not in html
+    assert "onclick=" not in html.replace("onclick=&quot;", "")
+    assert "<b>" not in html
     attrs = {name: unescape(value) for name, value in re.findall(r'(data-bus-[a-z]+)="([^"]*)"', html)}
     assert set(attrs) == {"data-bus-type", "data-bus-event", "data-bus-payload"}
     assert attrs["data-bus-event"] == 'click" onclick="x'
@@ -118,7 +119,7 @@ def test_bind_encodes_dates_and_decimals():
 
 
 @pytest.mark.parametrize(
-    "source, context, error",
+    ("source", "context", "error"),
     [
         ('{% channelbus_bind "Chat Send" %}', {}, "is not a message type"),
         ("{% channelbus_bind name %}", {"name": 7}, "is not a message type"),

@@ -32,10 +32,13 @@ def refused(name, user):
 
 def test_check_access_returns_the_resolved_topic(user):
     topic = check_access("test.num:007", user)
-    assert isinstance(topic, Numbered) and topic.key == 7 and topic.name == "test.num:7"
+    assert isinstance(topic, Numbered)
+    assert topic.key == 7
+    assert topic.name == "test.num:7"
     assert isinstance(check_access("broadcast", AnonymousUser()), BroadcastTopic)
     room = check_access("test.room:lobby", user)
-    assert isinstance(room, Room) and room.key == "lobby"
+    assert isinstance(room, Room)
+    assert room.key == "lobby"
 
 
 def test_refusal_names_the_topic_as_sent(user, bob):

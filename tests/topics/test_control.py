@@ -62,7 +62,7 @@ async def test_exclude_the_sender(bus_client, user, bob):
 
 
 @pytest.mark.parametrize(
-    "topic, msg",
+    ("topic", "msg"),
     [
         ("user:{other}", "You may not subscribe to user:{other}."),
         ("nosuch.kind:1", "Unknown topic kind 'nosuch.kind'."),
@@ -115,7 +115,8 @@ async def test_topic_limit_per_connection(bus_client, user):
     await client.request("topic.subscribe", {"topic": "test.room:a"})  # with user:<pk> and broadcast: 3
     with pytest.raises(RequestFailed) as exc:
         await client.request("topic.subscribe", {"topic": "test.room:b"})
-    assert exc.value.type == "error.subscribe" and "3 topics" in exc.value.payload["msg"]
+    assert exc.value.type == "error.subscribe"
+    assert "3 topics" in exc.value.payload["msg"]
 
 
 async def test_subscriptions_are_dropped_when_the_socket_closes(bus_client, user):
@@ -191,7 +192,7 @@ async def test_signed_topic_token_subscribes_without_asking(bus_client, user):
     assert set((await client.request("topic.list"))["topics"]) >= {"test.room:signed", "test.num:7"}
 
 
-@pytest.mark.parametrize("token, msg", [("forged", "The topic token is not valid.")])
+@pytest.mark.parametrize(("token", "msg"), [("forged", "The topic token is not valid.")])
 async def test_forged_topic_token_subscribes_nothing_and_says_why(bus_client, user, token, msg):
     client = await bus_client(user=user, query_string=f"topics={token}")
     frame = await client.receive()
@@ -204,7 +205,8 @@ async def test_expired_topic_token(bus_client, user):
     with override_settings(CHANNELBUS={"TOPIC_TOKEN_MAX_AGE": -1}):
         client = await bus_client(user=user, query_string=f"topics={token}")
     frame = await client.receive()
-    assert frame["t"] == "error.subscribe" and "expired" in frame["p"]["msg"]
+    assert frame["t"] == "error.subscribe"
+    assert "expired" in frame["p"]["msg"]
 
 
 async def test_recheck_removes_connections_that_lost_access(bus_client, user, bob):

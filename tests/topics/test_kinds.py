@@ -42,10 +42,12 @@ def test_a_kind_without_key():
     assert refusal(BroadcastTopic.resolve, "1") == ("Topic kind 'broadcast' takes no key.", "broadcast:1")
 
 
-@pytest.mark.parametrize("raw_key, key, name", [("7", 7, "test.num:7"), ("007", 7, "test.num:7")])
+@pytest.mark.parametrize(("raw_key", "key", "name"), [("7", 7, "test.num:7"), ("007", 7, "test.num:7")])
 def test_int_keys_are_normalised(raw_key, key, name):
     topic = Numbered.resolve(raw_key)
-    assert isinstance(topic, Numbered) and topic.key == key and topic.name == name
+    assert isinstance(topic, Numbered)
+    assert topic.key == key
+    assert topic.name == name
 
 
 @pytest.mark.parametrize("raw_key", ["abc", "-1", "1.5", "²", "٣", " 1", "1" * 20])
@@ -72,7 +74,8 @@ def test_a_kind_with_key_needs_one(raw_key):
 @pytest.mark.parametrize("raw_key", ["lobby", "a", "room_1-b", "0" + "x" * 63])
 def test_slug_keys(raw_key):
     topic = Room.resolve(raw_key)
-    assert topic.key == raw_key and topic.name == f"test.room:{raw_key}"
+    assert topic.key == raw_key
+    assert topic.name == f"test.room:{raw_key}"
 
 
 @pytest.mark.parametrize("raw_key", ["Lobby", "-x", "_x", "a b", "a:b", "é", "x" * 65, "lobby\n"])
@@ -108,7 +111,8 @@ def test_a_compiled_key_pattern_is_shown_as_its_pattern():
 def test_model_keys_look_the_object_up(user):
     note = Note.objects.create(owner=user, text="hi")
     topic = PlainNote.resolve(str(note.pk))
-    assert topic.key == note and topic.name == f"test.plainnote:{note.pk}"
+    assert topic.key == note
+    assert topic.name == f"test.plainnote:{note.pk}"
     assert PlainNote.resolve(f"00{note.pk}").name == f"test.plainnote:{note.pk}"  # the object's own pk
 
 
@@ -133,7 +137,8 @@ def test_an_unsupported_key_type_is_a_programming_error():
 
 def test_topic_instances(user):
     room = Room("lobby")
-    assert room.name == "test.room:lobby" and repr(room) == "<Room test.room:lobby>"
+    assert room.name == "test.room:lobby"
+    assert repr(room) == "<Room test.room:lobby>"
     assert Numbered(7).raw_key == "7"
     assert room.initial_state(user) == {"room": "lobby", "for": "alice"}
     assert Topic().initial_state(AnonymousUser()) is None
@@ -166,7 +171,8 @@ def test_parse_refuses_an_unknown_kind():
 
 def test_registry_resolve_parses_then_resolves():
     topic = topic_kinds.resolve("test.num:042")
-    assert isinstance(topic, Numbered) and topic.name == "test.num:42"
+    assert isinstance(topic, Numbered)
+    assert topic.name == "test.num:42"
     assert refusal(topic_kinds.resolve, "test.room:Bad")[1] == "test.room:Bad"
 
 
@@ -212,11 +218,14 @@ def test_registry_conflicts_replace_and_unregister():
     assert registry.get("test.same") is First
     assert registry.conflicts == [("test.same", First, Second)]
     registry.register(replace=True)(Second)
-    assert registry.get("test.same") is Second and len(registry.conflicts) == 1
-    assert "test.same" in registry and list(registry) == ["test.same"]
+    assert registry.get("test.same") is Second
+    assert len(registry.conflicts) == 1
+    assert "test.same" in registry
+    assert list(registry) == ["test.same"]
     assert registry.unregister("test.same") is Second
     assert registry.unregister("test.same") is None
-    assert registry.get("test.same") is None and "test.same" not in registry
+    assert registry.get("test.same") is None
+    assert "test.same" not in registry
 
 
 def test_the_same_kind_imported_again_is_no_conflict():
@@ -230,7 +239,8 @@ def test_the_same_kind_imported_again_is_no_conflict():
     first, second = define(), define()
     registry.register(first)
     registry.register(second)
-    assert registry.conflicts == [] and registry.get("test.again") is second
+    assert registry.conflicts == []
+    assert registry.get("test.again") is second
 
 
 @pytest.mark.parametrize("bad", [object, "test.room", Room("x")])
@@ -286,8 +296,10 @@ def test_user_topic_auto_key(user):
 
 def test_broadcast_topic_allows_everyone_and_joins_without_key(user):
     topic = BroadcastTopic.resolve(None)
-    assert topic.allowed(AnonymousUser()) is True and topic.allowed(user) is True
-    assert BroadcastTopic.auto_join is True and BroadcastTopic.auto_key(user) is None
+    assert topic.allowed(AnonymousUser()) is True
+    assert topic.allowed(user) is True
+    assert BroadcastTopic.auto_join is True
+    assert BroadcastTopic.auto_key(user) is None
 
 
 def test_default_allowed_wants_a_signed_in_user(user):

@@ -24,7 +24,7 @@ def test_split_takes_the_connection_id_after_the_last_separator():
 
 
 @pytest.mark.parametrize(
-    "target, expected",
+    ("target", "expected"),
     [
         ("local|1", True),
         ("|", True),

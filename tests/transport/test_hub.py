@@ -106,7 +106,8 @@ def attached(hub, *ids):
 
 
 async def test_the_in_memory_layer_means_in_process_delivery(hub):
-    assert hub.layer is None and hub.cross_process is False
+    assert hub.layer is None
+    assert hub.cross_process is False
     assert hub.channel == "local"
     assert hub._reader is None  # nothing to read
     assert hub_module._serving is hub
@@ -116,7 +117,9 @@ async def test_no_layer_at_all_means_in_process_delivery():
     with override_settings(CHANNEL_LAYERS={}):
         hub = Hub(asyncio.get_running_loop())
         hub.pick_layer()
-    assert hub.layer is None and hub.cross_process is False and hub.channel == "local"
+    assert hub.layer is None
+    assert hub.cross_process is False
+    assert hub.channel == "local"
 
 
 async def test_get_hub_is_one_hub_per_loop():
@@ -142,14 +145,16 @@ async def test_join_and_leave(hub):
     await hub.join(a, "t:2")
     await hub.join(a, "t:2")  # twice: still one membership
     assert hub.members == {"t:1": {a, b}, "t:2": {a}}
-    assert a.topics == {"t:1", "t:2"} and b.topics == {"t:1"}
+    assert a.topics == {"t:1", "t:2"}
+    assert b.topics == {"t:1"}
     await hub.leave(a, "t:2")
     assert "t:2" not in hub.members  # its last follower left
     assert a.topics == {"t:1"}
     await hub.leave(a, "t:1")
     assert hub.members == {"t:1": {b}}
     await hub.leave(a, "never:joined")  # nothing to do
-    assert hub.members == {"t:1": {b}} and a.topics == set()
+    assert hub.members == {"t:1": {b}}
+    assert a.topics == set()
 
 
 async def test_detach_forgets_the_connection_and_its_memberships(hub):
@@ -175,15 +180,18 @@ async def test_deliver_gives_every_follower_the_same_event_and_skips_excluded_an
     await hub.deliver("t:1", '{"t":"x"}', exclude=hub.address(b))
     assert a.pushed == c.pushed == [{"type": "websocket.send", "text": '{"t":"x"}'}]
     assert a.pushed[0] is c.pushed[0]  # built once for all followers
-    assert b.pushed == [] and closed.pushed == []
-    assert hub.asgi_frames == 2 and hub.raw_frames == 0
+    assert b.pushed == []
+    assert closed.pushed == []
+    assert hub.asgi_frames == 2
+    assert hub.raw_frames == 0
 
 
 async def test_deliver_to_a_topic_nobody_follows_does_nothing(hub):
     (a,) = attached(hub, "a")
     await hub.join(a, "t:1")
     await hub.deliver("t:other", "x")
-    assert a.pushed == [] and hub.asgi_frames == 0
+    assert a.pushed == []
+    assert hub.asgi_frames == 0
 
 
 async def test_deliver_writes_one_prebuilt_frame_to_raw_sockets_not_busy_sending(hub):
@@ -199,9 +207,11 @@ async def test_deliver_writes_one_prebuilt_frame_to_raw_sockets_not_busy_sending
     assert raw_a.transport.written == raw_b.transport.written == [text_frame("hello")]
     assert raw_a.transport.written[0] is raw_b.transport.written[0]  # framed once
     assert a.pushed == b.pushed == []
-    assert raw_busy.transport.written == [] and paused.raw.transport.written == []
+    assert raw_busy.transport.written == []
+    assert paused.raw.transport.written == []
     assert busy.pushed == paused.pushed == [{"type": "websocket.send", "text": "hello"}]
-    assert hub.raw_frames == 2 and hub.asgi_frames == 2
+    assert hub.raw_frames == 2
+    assert hub.asgi_frames == 2
 
 
 async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
@@ -209,15 +219,18 @@ async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
     for endpoint in (a, b):
         await hub.join(endpoint, "t:1")
     await hub.send_to_topic("t:1", "x", exclude=hub.address(a))
-    assert a.pushed == [] and b.pushed == [{"type": "websocket.send", "text": "x"}]
+    assert a.pushed == []
+    assert b.pushed == [{"type": "websocket.send", "text": "x"}]
 
 
 async def test_send_to_address_reaches_a_local_connection(hub):
     a, b = attached(hub, "a", "b")
     await hub.send_to_address(hub.address(a), "for a")
-    assert a.frames == ["for a"] and b.frames == []
+    assert a.frames == ["for a"]
+    assert b.frames == []
     await hub.send_to_address("local|gone", "for nobody")  # a connection that has gone: nothing
-    assert a.frames == ["for a"] and b.frames == []
+    assert a.frames == ["for a"]
+    assert b.frames == []
 
 
 async def test_without_a_shared_layer_any_channel_is_this_process(hub):
@@ -229,7 +242,8 @@ async def test_without_a_shared_layer_any_channel_is_this_process(hub):
 async def test_close_connection_closes_a_local_connection(hub):
     a, b = attached(hub, "a", "b")
     await hub.close_connection(hub.address(a), CloseCode.FORBIDDEN, "access revoked")
-    assert a.closes == [(4403, "access revoked")] and b.closes == []
+    assert a.closes == [(4403, "access revoked")]
+    assert b.closes == []
     await hub.close_connection("local|gone", 4403, "")
     assert a.closes == [(4403, "access revoked")]
 
@@ -240,11 +254,13 @@ async def test_recheck_asks_each_local_follower(hub):
         await hub.join(endpoint, "t:1")
     await hub.join(c, "t:2")
     await hub.recheck("t:1")
-    assert a.rechecks == b.rechecks == ["t:1"] and c.rechecks == []
+    assert a.rechecks == b.rechecks == ["t:1"]
+    assert c.rechecks == []
     await hub.recheck_local("t:2")
     assert c.rechecks == ["t:2"]
     await hub.recheck_local("t:none")
-    assert a.rechecks == b.rechecks == ["t:1"] and c.rechecks == ["t:2"]
+    assert a.rechecks == b.rechecks == ["t:1"]
+    assert c.rechecks == ["t:2"]
 
 
 # ------------------------------------------------------------------------------ the serving hub
@@ -302,12 +318,15 @@ async def test_handle_routes_the_four_layer_events(hub):
     for endpoint in (a, b):
         await hub.join(endpoint, "t:1")
     await hub._handle({"type": TOPIC_EVENT, "topic": "t:1", "text": "all", "exclude": hub.address(b)})
-    assert a.pushed == [{"type": "websocket.send", "text": "all"}] and b.pushed == []
+    assert a.pushed == [{"type": "websocket.send", "text": "all"}]
+    assert b.pushed == []
     await hub._handle({"type": DIRECT_EVENT, "connection": "b", "text": "only b"})
-    assert b.frames == ["only b"] and a.frames == []
+    assert b.frames == ["only b"]
+    assert a.frames == []
     await hub._handle({"type": CLOSE_EVENT, "connection": "a", "code": 4429, "reason": "flood"})
     await hub._handle({"type": CLOSE_EVENT, "connection": "b"})
-    assert a.closes == [(4429, "flood")] and b.closes == [(CloseCode.FORBIDDEN, "")]
+    assert a.closes == [(4429, "flood")]
+    assert b.closes == [(CloseCode.FORBIDDEN, "")]
     await hub._handle({"type": RECHECK_EVENT, "topic": "t:1"})
     assert a.rechecks == b.rechecks == ["t:1"]
 
@@ -316,7 +335,8 @@ async def test_handle_ignores_events_for_connections_that_have_gone(hub):
     (a,) = attached(hub, "a")
     await hub._handle({"type": DIRECT_EVENT, "connection": "gone", "text": "x"})
     await hub._handle({"type": CLOSE_EVENT, "connection": "gone", "code": 4403, "reason": ""})
-    assert a.frames == [] and a.closes == []
+    assert a.frames == []
+    assert a.closes == []
 
 
 @pytest.mark.parametrize("event", [{"type": "bus.unknown"}, {"no": "type"}, "bus.publish", None])

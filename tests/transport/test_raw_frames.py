@@ -107,7 +107,8 @@ class RawClient:
     async def reply(self, i: str) -> dict[str, Any]:
         """Read until the terminal reply to ``i``; fails on any other frame."""
         frame = await self.message()
-        assert frame.get("i") == i and frame.get("s") == "s", frame
+        assert frame.get("i") == i, frame
+        assert frame.get("s") == "s", frame
         return frame
 
     async def subscribe(self, topic: str) -> None:
@@ -164,8 +165,10 @@ async def clients(address: str, n: int, rcvbuf: int | None = None) -> list[RawCl
 
 def check_tick(frame: dict[str, Any], topic: str, k: int, by: str = "", size: int = 0) -> None:
     """``frame`` is tick ``k`` of ``by``, published to ``topic``, with its padding intact."""
-    assert frame["t"] == "fp.tick" and frame["c"] == topic, frame.get("t")
-    assert frame["p"]["k"] == k and frame["p"]["by"] == by
+    assert frame["t"] == "fp.tick", frame.get("t")
+    assert frame["c"] == topic, frame.get("t")
+    assert frame["p"]["k"] == k
+    assert frame["p"]["by"] == by
     assert frame["p"]["pad"] == "x" * size
 
 
@@ -209,7 +212,8 @@ async def test_published_and_direct_frames_keep_their_order(server):
     for k in range(count):
         check_tick(await sender.message(), topic, k)
         tock = await sender.message()
-        assert tock["t"] == "fp.tock" and tock["p"] == {"k": k}
+        assert tock["t"] == "fp.tock"
+        assert tock["p"] == {"k": k}
     assert (await sender.reply(i))["p"] == {"count": count}
     ticks, pongs = [], []
     while len(ticks) < count or len(pongs) < len(pings):
@@ -268,7 +272,8 @@ async def test_a_reader_that_stops_reading_loses_nothing(server):
         return read_by_reader[0] > 0 and loop.time() - last_seen["at"] >= 0.3
 
     await wait_for(reader_held_back, timeout=10, what="the reader held back by the stalled socket")
-    assert 0 < read_by_reader[0] < 2 * count and not reading.done()  # the publishers wait for it
+    assert 0 < read_by_reader[0] < 2 * count
+    assert not reading.done()
     await asyncio.gather(read_all(stalled), reading)
     for publisher, i in bursts:
         assert (await publisher.reply(i))["p"] == {"count": count}
@@ -292,7 +297,8 @@ async def test_nothing_is_written_after_the_server_closes_a_socket(server):
         check_tick(await closing.message(), topic, k, "close")
     assert (await closing.message())["t"] == "s.closing"
     opcode, payload = await closing.frame()
-    assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 4000
+    assert opcode == 0x8
+    assert struct.unpack("!H", payload[:2])[0] == 4000
     # Whatever else arrives before the server drops the connection must not be a data frame.
     closing.writer.write(struct.pack("!BB", 0x88, 0x82) + b"\0\0\0\0" + struct.pack("!H", 4000))
     assert await asyncio.wait_for(closing.reader.read(), 10) == b""
@@ -492,9 +498,12 @@ async def test_the_hub_never_writes_past_a_send_in_progress():
         await hub.join(connection, "t")  # type: ignore[arg-type]
     await hub.deliver("t", '{"t":"x"}')
     event = {"type": "websocket.send", "text": '{"t":"x"}'}
-    assert transport_a.written == [text_frame('{"t":"x"}')] and idle.pushed == []
-    assert transport_b.written == [] and busy.pushed == [event]
+    assert transport_a.written == [text_frame('{"t":"x"}')]
+    assert idle.pushed == []
+    assert transport_b.written == []
+    assert busy.pushed == [event]
     assert plain.pushed == [event]
     assert (hub.raw_frames, hub.asgi_frames) == (1, 2)
     await hub.deliver("t", '{"t":"y"}', exclude="local|a")
-    assert len(transport_a.written) == 1 and len(busy.pushed) == 2
+    assert len(transport_a.written) == 1
+    assert len(busy.pushed) == 2

@@ -16,7 +16,7 @@ def _publish(*args):
 
 
 @pytest.mark.parametrize(
-    "args, says",
+    ("args", "says"),
     [
         (("broadcast", "no.such", "{}"), "'no.such' is not a registered outgoing message type (known: "),
         (("broadcast", "test.greeting", "{text: 1"), "The payload is not valid JSON: "),
@@ -31,7 +31,7 @@ def test_refusals_say_what_is_wrong(args, says):
 
 
 @pytest.mark.parametrize(
-    "topic, says",
+    ("topic", "says"),
     [
         ("chat.rooom:x", "Cannot publish to 'chat.rooom:x': Unknown topic kind 'chat.rooom'. (topic kinds: "),
         ("test.num:abc", "Cannot publish to 'test.num:abc': The key of 'test.num' must be a number."),
@@ -52,4 +52,5 @@ def test_a_topic_is_published_under_the_name_subscribers_use():
 def test_on_the_in_memory_layer_it_publishes_and_warns_that_no_server_is_reached():
     out, err = _publish("broadcast", "test.greeting", '{"text": "hi"}')
     assert out == "published test.greeting to broadcast\n"
-    assert "in-memory" in err and "channels_redis" in err
+    assert "in-memory" in err
+    assert "channels_redis" in err
