@@ -10,6 +10,7 @@
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 * ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
+* ``channelbus.W006`` ``ALLOWED_ORIGINS`` allows any origin (``"*"``): no cross-site protection
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, settings
 from .messages import all_registries
+from .server.origin import ANY_ORIGIN, parse_origin
 from .topics import topic_kinds
 
 __all__ = [
+    "check_allowed_origins",
     "check_channel_layer",
     "check_message_timeouts",
     "check_registries",
@@ -45,6 +48,8 @@ _POSITIVE_INT = (
     "TOPIC_TOKEN_MAX_AGE",
     "STRICT_ORDER_TIMEOUT",
     "ACTIVITY_INTERVAL",
+    "CLIENT_ERROR_LOG_LINES",
+    "CLIENT_ERROR_LOG_INTERVAL",
 )
 
 
@@ -84,6 +89,40 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
         )
     return errors
+
+
+@register(Tags.security)
+def check_allowed_origins(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E003: ``ALLOWED_ORIGINS`` is not None, ``"*"`` or a list of origins; W006: it allows any origin."""
+    value = settings.user_settings().get("ALLOWED_ORIGINS", DEFAULTS["ALLOWED_ORIGINS"])
+    if value is None:
+        return []
+    entries = [value] if value == ANY_ORIGIN else value
+    if not isinstance(entries, list | tuple) or not all(isinstance(entry, str) for entry in entries):
+        bad = [value]
+    else:
+        bad = [entry for entry in entries if entry != ANY_ORIGIN and parse_origin(entry) is None]
+    if bad:
+        return [
+            Error(
+                f"CHANNELBUS['ALLOWED_ORIGINS'] must be None, '*' or a list of origins, not {bad[0]!r}.",
+                hint="An origin is a scheme, a host and a port if not the scheme's own, like "
+                "'https://app.example.com' or 'http://localhost:8000': no path, not even '/' "
+                "(docs/settings.md).",
+                id="channelbus.E003",
+            )
+        ]
+    if ANY_ORIGIN in entries:
+        return [
+            Warning(
+                "CHANNELBUS['ALLOWED_ORIGINS'] allows any origin ('*'): a page of any site can open a socket "
+                "with your users' session cookie and send messages as them.",
+                hint="List the origins of your pages, like ['https://app.example.com'], or remove the "
+                "setting to allow the request's own origin only (docs/settings.md).",
+                id="channelbus.W006",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

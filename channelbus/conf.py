@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # Messages waiting for the in-order handler queue of one connection; beyond it
     # a message gets error.rate_limited.
     "MAX_QUEUED_MESSAGES": 100,
+    # Origins ("https://app.example.com") whose pages may open a socket. None: only the request's own
+    # (scheme, host and port); "*": any, with system check warning W006.
+    "ALLOWED_ORIGINS": None,
     # Seconds a connection token (channelbus.auth.connection_token) stays valid.
     "TOKEN_MAX_AGE": 3600,
     # Topics one connection may follow (auto-joined ones included).

@@ -5,6 +5,7 @@ from django.test import override_settings
 
 from channelbus import Message, incoming
 from channelbus.checks import (
+    check_allowed_origins,
     check_channel_layer,
     check_registries,
     check_settings,
@@ -34,6 +35,40 @@ def test_unknown_key():
 @override_settings(CHANNELBUS={"MAX_FRAME_BYTES": 0, "RATE_LIMIT": "fast", "URL": "/ws/"})
 def test_bad_values():
     assert ids(check_settings()) == ["channelbus.E003"] * 3
+
+
+@pytest.mark.parametrize(
+    "value", [None, [], ["https://app.example.com"], ("http://localhost:8000", "https://[::1]:8443")]
+)
+def test_allowed_origins_that_pass(value):
+    with override_settings(CHANNELBUS={"ALLOWED_ORIGINS": value}):
+        assert check_allowed_origins() == []
+
+
+@pytest.mark.parametrize("value", ["*", ["*"], ["https://app.example.com", "*"]])
+def test_allowed_origins_star_is_warned_about(value):
+    with override_settings(CHANNELBUS={"ALLOWED_ORIGINS": value}):
+        [warning] = check_allowed_origins()
+    assert warning.id == "channelbus.W006"
+    assert "allows any origin ('*')" in warning.msg
+    assert "['https://app.example.com']" in warning.hint
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("https://app.example.com", "'https://app.example.com'"),  # a string, not a list
+        (["app.example.com"], "'app.example.com'"),  # a host, not an origin
+        (["https://ok.example", "https://ok.example/"], "'https://ok.example/'"),
+        ([42], "[42]"),
+        ({"https://ok.example"}, "{'https://ok.example'}"),
+    ],
+)
+def test_allowed_origins_that_are_no_origins_are_errors(value, named):
+    with override_settings(CHANNELBUS={"ALLOWED_ORIGINS": value}):
+        [error] = check_allowed_origins()
+    assert error.id == "channelbus.E003"
+    assert error.msg == f"CHANNELBUS['ALLOWED_ORIGINS'] must be None, '*' or a list of origins, not {named}."
 
 
 def test_duplicate_type_name_in_a_custom_registry():

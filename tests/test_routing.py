@@ -15,7 +15,7 @@ from channelbus.testing import BusTestClient, ConnectionRefused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORIGIN = [(b"origin", b"http://testserver")]
+ORIGIN = [(b"host", b"testserver"), (b"origin", b"http://testserver")]  # the page's own origin
 
 
 class ProjectConsumer(BusConsumer):
