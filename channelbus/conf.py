@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_INTERVAL": 60,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
+    # With LOG_CLIENT_ERRORS: at most this many of those lines per connection per interval of
+    # CLIENT_ERROR_LOG_INTERVAL seconds; the rest are counted in one summary line per interval.
+    "CLIENT_ERROR_LOG_LINES": 10,
+    "CLIENT_ERROR_LOG_INTERVAL": 60,
     # Publish to sockets under uvicorn (websockets-sansio, no compression) by writing one pre-built
     # WebSocket frame to each socket's transport (channelbus.fastpath); off: always the ASGI send.
     "RAW_FRAMES": True,

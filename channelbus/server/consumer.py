@@ -60,6 +60,7 @@ from ..topics.access import check_access
 from ..topics.control import TopicLeft
 from ..transport import Hub, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
+from .errorlog import ErrorLogLimiter
 from .ratelimit import TokenBucket
 
 __all__ = ["BusConsumer"]
@@ -115,6 +116,9 @@ class BusConsumer:
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
+        # Client-error log lines within CLIENT_ERROR_LOG_LINES per interval, and the summary's timer.
+        self._error_log: ErrorLogLimiter | None = None
+        self._error_log_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -249,6 +253,7 @@ class BusConsumer:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+        self._log_error_summary()
         if self.hub is not None:
             await self.hub.detach(self)
         if self.session is not None:
@@ -457,9 +462,7 @@ class BusConsumer:
     async def send_error(self, error: BusError, *, log: bool = True) -> None:
         """Send ``error`` as an error frame (state ``f``) and log it with its trace id."""
         if log and settings.LOG_CLIENT_ERRORS:
-            logger.info(
-                "channelbus: %s to %s (i=%s): %s", error.type, self.connection_id, error.trace_id, error.msg
-            )
+            self._log_client_error(error)
         if self.closed:
             return
         try:
@@ -469,6 +472,30 @@ class BusConsumer:
             return
         if signals.error_sent.receivers:
             await self._notify(signals.error_sent, error=error)
+
+    def _log_client_error(self, error: BusError) -> None:
+        """Log a refused frame at INFO: ``CLIENT_ERROR_LOG_LINES`` lines per interval, then a summary."""
+        limiter = self._error_log
+        if limiter is None:
+            limiter = self._error_log = ErrorLogLimiter(
+                self.connection_id, settings.CLIENT_ERROR_LOG_LINES, settings.CLIENT_ERROR_LOG_INTERVAL
+            )
+        now = time.monotonic()
+        line = f"{error.type} to {self.connection_id} (i={error.trace_id}): {error.msg}"
+        for text in limiter.admit(now, line):
+            logger.info("channelbus: %s", text)
+        if limiter.held and self._error_log_timer is None:
+            delay = max(0.0, limiter.interval_end - now)
+            self._error_log_timer = asyncio.get_running_loop().call_later(delay, self._log_error_summary)
+
+    def _log_error_summary(self) -> None:
+        """The summary line of the client errors held back (at the interval's end, and at the close)."""
+        if self._error_log_timer is not None:
+            self._error_log_timer.cancel()
+            self._error_log_timer = None
+        line = self._error_log.summary(time.monotonic()) if self._error_log is not None else None
+        if line is not None:
+            logger.info("channelbus: %s", line)
 
     async def _notify(self, signal: Signal, **kwargs: Any) -> None:
         """Send ``signal``; a receiver that raises is logged and does not hurt the connection."""
