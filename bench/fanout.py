@@ -21,7 +21,7 @@ its own Redis prefix, and its keys are deleted afterwards.
 The server is uvicorn (uvloop, httptools, one worker, ``--lifespan off``) pinned with ``taskset``
 to CPU 0; this process, the load client, pins itself to CPU 1. The client opens M subscriber
 sockets (channelbus ones send ``topic.subscribe`` for ``bench.all`` and wait for the reply) and
-one publisher socket, all with ``Origin: http://127.0.0.1`` and, unless ``--deflate``, no
+one publisher socket, all with ``Origin: http://127.0.0.1:<port>`` and, unless ``--deflate``, no
 extension. Then, for each broadcast: send it, wait until every subscriber has received it, note
 the time from the send to the last receipt, send the next one. A few warm-up broadcasts are not
 counted. The client is a minimal WebSocket client on raw asyncio protocols (uvloop) that finds
@@ -456,7 +456,7 @@ def _handshake(port: int, path: str, deflate: bool = False) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}:{port}\r\n"
         f"{DEFLATE_OFFER if deflate else ''}\r\n"
     ).encode()
 

@@ -26,7 +26,9 @@ def open_socket(url: str) -> connect:
 
     permessage-deflate is off so that all servers are compared on the same, uncompressed frames.
     """
-    return connect(url, origin=ORIGIN, compression=None, ping_interval=None, open_timeout=30)
+    # The page's own origin: the port too (channelbus's origin check compares scheme, host and port).
+    origin = ORIGIN + ":" + url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    return connect(url, origin=origin, compression=None, ping_interval=None, open_timeout=30)
 
 
 @dataclass

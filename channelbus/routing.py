@@ -6,8 +6,8 @@
     from channelbus.routing import bus_application
     application = bus_application(django_asgi_app)
 
-The WebSocket side is: origin check against ``ALLOWED_HOSTS`` (a foreign
-``Origin`` is closed with 4403), Django session and auth middleware
+The WebSocket side is: origin check (the request's own origin, or the
+``ALLOWED_ORIGINS`` setting; a foreign ``Origin`` is closed with 4403), Django session and auth middleware
 (``scope["user"]``), connection tokens for clients without a session
 (:mod:`channelbus.server.auth`), then :class:`~channelbus.server.BusConsumer` at the
 ``URL`` setting (``/ws/`` by default).
