@@ -29,7 +29,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.db import transaction
 from django.utils import timezone
 
 from ..messages import Message, Metadata, Registry, all_registries, incoming
@@ -40,6 +39,7 @@ from .backend import task
 from .job import DeferredJob
 from .replies import Replier
 from .timeouts import JobTimeout, time_limit
+from .transactions import job_atomic
 
 __all__ = ["enqueue", "finish_place", "put", "run_deferred", "user_pk"]
 
@@ -163,7 +163,7 @@ def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool:
     reply.state(states.RUNNING)
     try:
         if cls.atomic:
-            with transaction.atomic():
+            with job_atomic():  # SQLite's write lock from the first write on, not for the whole run
                 result = _call(message)
         else:
             result = _call(message)
