@@ -17,8 +17,12 @@ user-supplied strings, except the ``*html`` actions (``dom.html``,
 ``dom.append_html``, ``dom.prepend_html``): they insert markup and must only
 carry **trusted HTML produced by the server** (e.g. ``render_to_string`` with
 autoescaping). As a safety net, ``dom.attr`` refuses event-handler attributes
-(``on*``), ``srcdoc`` and ``javascript:`` URLs in ``href``, ``src``,
-``action``, ``formaction`` and ``xlink:href``.
+(``on*``), ``style``, ``srcdoc`` and what an ``<object>`` loads (:data:`REFUSED_ATTRIBUTES`); URL
+attributes (``href``, ``src``, ``action``, ``formaction``, ``xlink:href``, ``poster``, ``srcset``...,
+:data:`URL_ATTRIBUTES`) take only ``http:``, ``https:`` and ``mailto:`` URLs and relative ones
+(:data:`URL_SCHEMES`), never ``javascript:``, ``vbscript:`` or ``data:``, and never on ``base``,
+``script``, ``object`` or ``embed`` elements that the selector names (:data:`URL_REFUSED_ELEMENTS`).
+The browser client checks the same again, on the elements themselves.
 
 Importing this module registers the classes in :data:`~channelbus.registry.outgoing`; nothing else.
 """
@@ -35,7 +39,10 @@ from .registry import outgoing
 
 __all__ = [
     "MAX_SELECTOR_LENGTH",
+    "REFUSED_ATTRIBUTES",
     "URL_ATTRIBUTES",
+    "URL_REFUSED_ELEMENTS",
+    "URL_SCHEMES",
     "AttrSchema",
     "ClassSchema",
     "DomAddClass",
@@ -71,21 +78,103 @@ __all__ = [
     "remove_class",
     "scroll",
     "text",
+    "unsafe_attribute",
+    "url_scheme",
     "value",
 ]
 
 #: The longest CSS selector accepted, in characters.
 MAX_SELECTOR_LENGTH = 500
 
-#: Attributes whose value is a URL: ``javascript:`` values are refused (compared in lower case).
-URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "xlink:href"})
+#: Attributes whose value is a URL, or a list of URLs (``srcset``, ``imagesrcset``, ``ping``): each URL
+#: must be relative or use one of :data:`URL_SCHEMES` (names compared in lower case).
+URL_ATTRIBUTES = frozenset(
+    {
+        "href",
+        "src",
+        "action",
+        "formaction",
+        "xlink:href",
+        "poster",
+        "cite",
+        "background",
+        "longdesc",
+        "manifest",
+        "icon",
+        "lowsrc",
+        "dynsrc",
+        "usemap",
+        "srcset",
+        "imagesrcset",
+        "ping",
+    }
+)
+
+#: The schemes a URL attribute may use. A URL without a scheme (``/next``, ``page.html``, ``#top``,
+#: ``//host/path``) is relative and always allowed.
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+
+#: Attributes never set, besides event handlers (``on*``): ``style`` (CSS can overlay the page and send
+#: what it reads), ``srcdoc`` (a whole document), what an ``<object>`` loads (``data``, ``codebase``,
+#: ``classid``, ``archive``) and ``attributename`` (an SVG animation could animate ``href`` to any URL).
+REFUSED_ATTRIBUTES = frozenset({"style", "srcdoc", "data", "codebase", "classid", "archive", "attributename"})
+
+#: Elements whose URL attributes are never set: ``base`` (it moves every relative URL of the page) and
+#: those that load code (``script``, ``object``, ``embed``). The server sees only the selector, so it
+#: refuses selectors that name them as a type; the client checks each element it matched.
+URL_REFUSED_ELEMENTS = frozenset({"base", "script", "object", "embed"})
 
 _ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_:][-a-zA-Z0-9_:.]*")
-_REFUSED_ATTRIBUTES = frozenset({"srcdoc"})
+_LIST_OF_URLS = frozenset({"srcset", "imagesrcset", "ping"})
 # What a browser's URL parser drops before reading the scheme: ASCII tab and newlines anywhere,
 # C0 controls and spaces at the start.
 _URL_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
 _URL_LEADING = re.compile(r"^[\x00-\x20]+")
+_URL_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+# A type selector of a refused element: at the start, or after whitespace, a combinator, a comma, a
+# parenthesis or a namespace bar, and not followed by more of a name.
+_REFUSED_ELEMENT_SELECTOR = re.compile(
+    r"(?:^|[\s,>+~(|])(" + "|".join(sorted(URL_REFUSED_ELEMENTS)) + r")(?![-\w\\])", re.IGNORECASE
+)
+
+
+def url_scheme(url: str) -> str | None:
+    """The scheme of ``url`` in lower case, as a browser reads it; None for a relative URL.
+
+    Tabs and newlines anywhere, and control characters and spaces at the start, do not count:
+    ``" \tJava\nScript:x()"`` has the scheme ``javascript``.
+    """
+    match = _URL_SCHEME.match(_URL_LEADING.sub("", _URL_TAB_OR_NEWLINE.sub("", url)))
+    return match.group(1).lower() if match else None
+
+
+def _refused_url(name: str, value: str) -> str | None:
+    urls = re.split(r"[\s,]+", value) if name in _LIST_OF_URLS else [value]
+    for url in urls:
+        scheme = url_scheme(url)
+        if scheme is not None and scheme not in URL_SCHEMES:
+            allowed = ", ".join(f"{s}:" for s in sorted(URL_SCHEMES))
+            return f"a {scheme}: URL cannot be set as {name} (allowed: {allowed} and relative URLs)"
+    return None
+
+
+def unsafe_attribute(name: str, value: str | None = None, selector: str = "") -> str | None:
+    """Why ``dom.attr`` refuses to set attribute ``name`` to ``value`` on ``selector``; None if it may.
+
+    Removing (``value`` None) is refused only for the names that are never set. The browser client's
+    ``unsafeAttribute(name, value, tagName)`` gives the same answers for the same name and value.
+    """
+    lowered = name.lower()
+    if lowered.startswith("on"):
+        return "event-handler attributes (on*) cannot be set"
+    if lowered in REFUSED_ATTRIBUTES:
+        return f"the {lowered} attribute cannot be set"
+    if value is None or lowered not in URL_ATTRIBUTES:
+        return None
+    element = _REFUSED_ELEMENT_SELECTOR.search(selector)
+    if element:
+        return f"URL attributes of {element.group(1).lower()} elements cannot be set"
+    return _refused_url(lowered, value)
 
 
 def _check_selector(selector: str) -> str:
@@ -147,8 +236,9 @@ class ClassSchema(SelectorSchema):
 class AttrSchema(SelectorSchema):
     """Payload ``{"selector", "name", "value"}``: set an attribute, or remove it when ``value`` is None.
 
-    Refused: names that are not attribute names, event handlers (``on*``), ``srcdoc``, and
-    ``javascript:`` values of URL attributes (:data:`URL_ATTRIBUTES`).
+    Refused (:func:`unsafe_attribute`): names that are not attribute names, event handlers (``on*``),
+    :data:`REFUSED_ATTRIBUTES`, and values of URL attributes (:data:`URL_ATTRIBUTES`) with a scheme
+    not in :data:`URL_SCHEMES` or on an element of :data:`URL_REFUSED_ELEMENTS`.
     """
 
     name: str = Field(min_length=1, max_length=200)
@@ -159,19 +249,16 @@ class AttrSchema(SelectorSchema):
     def _safe_name(cls, name: str) -> str:
         if not _ATTRIBUTE_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid attribute name.")
-        lowered = name.lower()
-        if lowered.startswith("on"):
-            raise ValueError("Event-handler attributes (on*) cannot be set.")
-        if lowered in _REFUSED_ATTRIBUTES:
-            raise ValueError(f"The {lowered} attribute cannot be set.")
+        why = unsafe_attribute(name)
+        if why:
+            raise ValueError(f"{why[0].upper()}{why[1:]}.")
         return name
 
     @model_validator(mode="after")
     def _safe_url(self) -> AttrSchema:
-        if self.value is not None and self.name.lower() in URL_ATTRIBUTES:
-            scheme = _URL_LEADING.sub("", _URL_TAB_OR_NEWLINE.sub("", self.value)).lower()
-            if scheme.startswith("javascript:"):
-                raise ValueError(f"A javascript: URL cannot be set as {self.name}.")
+        why = unsafe_attribute(self.name, self.value, self.selector)
+        if why:
+            raise ValueError(f"{why[0].upper()}{why[1:]}.")
         return self
 
 

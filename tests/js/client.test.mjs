@@ -276,17 +276,59 @@ test("channelbus.js is a classic script that sets globalThis.channelbus", () => 
   assert.equal(page.channelbus.backoffDelay(0, { random: () => 0.5 }), 250);
 });
 
-test("unsafeAttribute refuses what the server refuses: on*, srcdoc, javascript: URLs (however disguised)", () => {
-  assert.equal(unsafeAttribute("title", "javascript:alert(1)"), null, "only URL attributes are URLs");
-  assert.equal(unsafeAttribute("href", "/chat/lobby"), null);
-  assert.equal(unsafeAttribute("href", null), null, "removing is always allowed");
-  assert.match(unsafeAttribute("onclick", "x()"), /event-handler/);
-  assert.match(unsafeAttribute("OnMouseOver", "x()"), /event-handler/);
-  assert.match(unsafeAttribute("srcdoc", "<p>"), /srcdoc/);
-  for (const value of ["javascript:x()", "JavaScript:x()", " \tjava\nscript:x()", "\x01javascript:x()"]) {
-    assert.match(unsafeAttribute("href", value), /javascript:/, JSON.stringify(value));
+// The cases the server's tests check too (tests/messages/test_dom.py): the same answers on both sides.
+const ATTR_CASES = JSON.parse(readFileSync(new URL("../messages/dom_attr_cases.json", import.meta.url), "utf8"));
+
+test("unsafeAttribute refuses what the server refuses: on*, style, srcdoc, object data, URLs but http(s), mailto", () => {
+  for (const [name, value, reason] of ATTR_CASES.refused) {
+    const why = unsafeAttribute(name, value);
+    assert.ok(why && why.toLowerCase().includes(reason.toLowerCase()), `${name}=${JSON.stringify(value)}: ${why}`);
   }
-  assert.match(unsafeAttribute("formaction", "javascript:x()"), /javascript:/);
+  for (const [name, value] of ATTR_CASES.allowed) {
+    assert.equal(unsafeAttribute(name, value), null, `${name}=${JSON.stringify(value)}`);
+  }
+  assert.equal(
+    unsafeAttribute("href", "data:text/html,<script>alert(1)</script>"),
+    "a data: URL cannot be set as href (allowed: http:, https:, mailto: and relative URLs)",
+  );
+});
+
+test("unsafeAttribute refuses URL attributes of base, script, object and embed elements, whatever the URL", () => {
+  for (const [element, name, value] of ATTR_CASES.refused_elements) {
+    for (const tagName of [element, element.toUpperCase()]) {
+      assert.equal(unsafeAttribute(name, value, tagName), `URL attributes of ${element} elements cannot be set`);
+      assert.equal(unsafeAttribute(name, null, tagName), null, "removing is allowed");
+      assert.equal(unsafeAttribute("title", value, tagName), null, "other attributes are allowed");
+    }
+  }
+  assert.equal(unsafeAttribute("href", "https://ok.example/", "A"), null);
+});
+
+test("applyDomAction sets dom.attr on the elements it may and warns about the others", () => {
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (...args) => warnings.push(args.join(" "));
+  const element = (tagName) => ({ tagName, attributes: {}, setAttribute(name, value) { this.attributes[name] = value; } });
+  const [link, base, script] = [element("A"), element("BASE"), element("script")];
+  const doc = { querySelectorAll: () => [link, base, script], querySelector: () => link };
+  try {
+    assert.equal(applyDomAction(doc, { t: "dom.attr", p: { selector: "*", name: "href", value: "/next" } }), 1);
+    assert.deepEqual([link.attributes, base.attributes, script.attributes], [{ href: "/next" }, {}, {}]);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /dom.attr refused: URL attributes of base elements cannot be set/);
+    assert.equal(applyDomAction(doc, { t: "dom.attr", p: { selector: "*", name: "title", value: "x" } }), 3);
+    assert.equal(base.attributes.title, "x");
+    const sneaky = { selector: "*", name: "href", value: " \tJAVA\nSCRIPT:alert(1)" };
+    assert.equal(applyDomAction(doc, { t: "dom.attr", p: sneaky }), 0);
+    assert.equal(applyDomAction(doc, { t: "dom.attr", p: { selector: "*", name: "style", value: "x" } }), 0);
+    assert.equal(link.attributes.href, "/next");
+    assert.equal(link.attributes.style, undefined);
+    assert.equal(warnings.length, 3);
+    assert.match(warnings[1], /a javascript: URL cannot be set as href/);
+    assert.match(warnings[2], /the style attribute cannot be set/);
+  } finally {
+    console.warn = warn;
+  }
 });
 
 test("fieldNames maps a pydantic location to the names a form field may have", () => {

@@ -259,7 +259,8 @@ void [names, single];
 const changed: number = applyDomAction(document, { t: "dom.text", p: { selector: "#count", text: "5" } });
 const refused: string | null = unsafeAttribute("href", "javascript:alert(1)");
 unsafeAttribute("href", null);
-void [changed, refused];
+const onElement: string | null = unsafeAttribute("href", "/next", document.body.tagName);
+void [changed, refused, onElement];
 // @ts-expect-error a frame needs its type t
 applyDomAction(document, { p: { selector: "#count" } });
 

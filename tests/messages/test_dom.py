@@ -3,6 +3,7 @@
 import inspect
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.template import Context, Template
@@ -129,7 +130,22 @@ def test_a_selector_of_500_characters_is_accepted():
 
 @pytest.mark.parametrize(
     "name",
-    ["onclick", "ONLOAD", "onMouseOver", "on", "srcdoc", "SrcDoc", "", "1abc", "a b", "a>b", 'x"', "x\n"],
+    [
+        "onclick",
+        "ONLOAD",
+        "onMouseOver",
+        "on",
+        "srcdoc",
+        "SrcDoc",
+        "style",
+        "data",
+        "",
+        "1abc",
+        "a b",
+        "a>b",
+        'x"',
+        "x\n",
+    ],
 )
 def test_unsafe_or_malformed_attribute_names_are_refused(name):
     with pytest.raises(ValidationError):
@@ -146,6 +162,57 @@ def test_unsafe_or_malformed_attribute_names_are_refused(name):
 def test_javascript_urls_are_refused(name, url):
     with pytest.raises(ValidationError):
         dom.attr("a", name, url)
+
+
+#: The cases the browser client's tests check too (tests/js/client.test.mjs): same answers on both sides.
+ATTR_CASES = json.loads((Path(__file__).parent / "dom_attr_cases.json").read_text())
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), ATTR_CASES["refused"])
+def test_dom_attr_refuses_what_the_client_refuses(name, value, reason):
+    assert reason in dom.unsafe_attribute(name, value)
+    with pytest.raises(ValidationError) as exc:
+        dom.attr("#x", name, value)
+    [error] = exc.value.errors()
+    assert reason.lower() in error["msg"].lower()
+
+
+@pytest.mark.parametrize(("name", "value"), ATTR_CASES["allowed"])
+def test_dom_attr_allows_what_the_client_allows(name, value):
+    assert dom.unsafe_attribute(name, value) is None
+    assert dom.attr("#x", name, value).payload() == {"selector": "#x", "name": name, "value": value}
+
+
+def test_a_refused_url_says_which_schemes_are_allowed():
+    with pytest.raises(ValidationError) as exc:
+        dom.attr("a.next", "href", "data:text/html,<script>alert(1)</script>")
+    [error] = exc.value.errors()
+    assert error["msg"] == (
+        "Value error, A data: URL cannot be set as href (allowed: http:, https:, mailto: and relative URLs)."
+    )
+    assert dom.url_scheme(" \tJava\nScript:x()") == "javascript"
+    assert dom.url_scheme("/a:b") is None
+    assert dom.url_scheme("page.html#x:y") is None
+
+
+@pytest.mark.parametrize(("element", "name", "value"), ATTR_CASES["refused_elements"])
+@pytest.mark.parametrize("selector", ["{}", "head > {}", "{}[src]", "div {}.x", "#a, {}", "svg|{}", "SVG {}"])
+def test_url_attributes_of_a_selector_naming_base_script_object_or_embed_are_refused(
+    element, name, value, selector
+):
+    selector = selector.format(element.upper() if selector.startswith("SVG") else element)
+    with pytest.raises(ValidationError, match=f"URL attributes of {element} elements cannot be set"):
+        dom.attr(selector, name, value)
+    # Other attributes of those elements, and removing, are fine.
+    assert dom.attr(selector, "title", value).payload()["value"] == value
+    assert dom.attr(selector, name, None).payload()["value"] is None
+
+
+@pytest.mark.parametrize(
+    "selector", ["#base", ".script", "base-link", "[data-kind=base]", "my-embed", "a.object"]
+)
+def test_selectors_that_merely_contain_those_names_are_not_refused(selector):
+    assert dom.attr(selector, "href", "/next").payload()["selector"] == selector
 
 
 def test_safe_attributes_and_urls_are_accepted():

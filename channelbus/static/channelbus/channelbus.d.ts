@@ -159,8 +159,12 @@ export const BOUND_EVENTS: string[];
 
 /** Apply one dom.* frame; the number of elements changed (0 after a console warning), -1 if not a DOM action. */
 export function applyDomAction(doc: Document, frame: Frame): number;
-/** Why the client refuses an attribute (on*, srcdoc, javascript: URLs), or null. */
-export function unsafeAttribute(name: string, value?: string | null): string | null;
+/**
+ * Why the client refuses to set attribute name to value (null: removing it) on an element of tagName: on*,
+ * style, srcdoc, an object's data, a URL attribute with a scheme other than http, https or mailto, a URL
+ * attribute of base, script, object or embed. Null if it may.
+ */
+export function unsafeAttribute(name: string, value?: string | null, tagName?: string): string | null;
 /**
  * The payload of a bound element (data-bus-payload, then its fields); undefined (no p) when there is nothing
  * to send. Throws on a data-bus-payload that is not a JSON object.

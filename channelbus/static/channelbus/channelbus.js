@@ -509,18 +509,43 @@
   // Text actions never parse HTML; only dom.html / dom.append_html / dom.prepend_html insert markup (trusted
   // server content). A selector that matches nothing, or is not valid CSS, is reported with console.warn.
 
-  const URL_ATTRIBUTES = ["href", "src", "action", "formaction", "xlink:href"];
+  // The server's rules (channelbus/messages/dom.py: URL_ATTRIBUTES, URL_SCHEMES, REFUSED_ATTRIBUTES,
+  // URL_REFUSED_ELEMENTS), checked again; tests/messages/dom_attr_cases.json holds the cases both sides pass.
+  const URL_ATTRIBUTES = [
+    "href", "src", "action", "formaction", "xlink:href", "poster", "cite", "background", "longdesc", "manifest",
+    "icon", "lowsrc", "dynsrc", "usemap", "srcset", "imagesrcset", "ping",
+  ];
+  const LIST_OF_URLS = ["srcset", "imagesrcset", "ping"];
+  const URL_SCHEMES = ["http", "https", "mailto"];
+  const REFUSED_ATTRIBUTES = ["style", "srcdoc", "data", "codebase", "classid", "archive", "attributename"];
+  const URL_REFUSED_ELEMENTS = ["base", "script", "object", "embed"];
 
-  /** Why the client refuses to set this attribute (the server's rules, checked again), or null. */
-  function unsafeAttribute(name, value) {
+  /** The scheme of url in lower case, as a browser reads it (tabs and newlines anywhere, C0 and spaces first
+   * do not count), or null for a relative URL. */
+  function urlScheme(url) {
+    // eslint-disable-next-line no-control-regex -- the C0 control characters are the point
+    const cleaned = String(url).replace(/[\t\n\r]/g, "").replace(/^[\x00-\x20]+/, "");
+    const match = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(cleaned);
+    return match ? match[1].toLowerCase() : null;
+  }
+
+  /**
+   * Why the client refuses to set attribute name to value (null: remove it) on an element with this tagName,
+   * or null if it may. The same answers as the server's channelbus.messages.dom.unsafe_attribute.
+   */
+  function unsafeAttribute(name, value, tagName) {
     const lowered = String(name).toLowerCase();
     if (lowered.startsWith("on")) return "event-handler attributes (on*) cannot be set";
-    if (lowered === "srcdoc") return "the srcdoc attribute cannot be set";
-    if (value != null && URL_ATTRIBUTES.includes(lowered)) {
-      // What a browser's URL parser ignores before the scheme: tabs and newlines anywhere, C0 and spaces first.
-      // eslint-disable-next-line no-control-regex -- the C0 control characters are the point
-      const scheme = String(value).replace(/[\t\n\r]/g, "").replace(/^[\x00-\x20]+/, "").toLowerCase();
-      if (scheme.startsWith("javascript:")) return "a javascript: URL cannot be set";
+    if (REFUSED_ATTRIBUTES.includes(lowered)) return `the ${lowered} attribute cannot be set`;
+    if (value == null || !URL_ATTRIBUTES.includes(lowered)) return null;
+    const element = String(tagName || "").toLowerCase();
+    if (URL_REFUSED_ELEMENTS.includes(element)) return `URL attributes of ${element} elements cannot be set`;
+    const urls = LIST_OF_URLS.includes(lowered) ? String(value).split(/[\s,]+/) : [value];
+    for (const url of urls) {
+      const scheme = urlScheme(url);
+      if (scheme !== null && !URL_SCHEMES.includes(scheme)) {
+        return `a ${scheme}: URL cannot be set as ${lowered} (allowed: http:, https:, mailto: and relative URLs)`;
+      }
     }
     return null;
   }
@@ -578,6 +603,14 @@
     if (!elements.length) {
       console.warn(`channelbus: ${frame.t}: no element matches ${JSON.stringify(p.selector)}.`);
       return 0;
+    }
+    if (frame.t === "dom.attr") {
+      // Elements whose URL attributes are never set (base, script, object, embed) are left alone.
+      const refused = elements.filter((el) => unsafeAttribute(p.name, p.value, el.tagName));
+      if (refused.length) {
+        console.warn(`channelbus: ${frame.t} refused: ${unsafeAttribute(p.name, p.value, refused[0].tagName)}.`, p);
+        elements = elements.filter((el) => !refused.includes(el));
+      }
     }
     for (const el of elements) action(el, p);
     return elements.length;
