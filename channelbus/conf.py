@@ -46,6 +46,16 @@ DEFAULTS: dict[str, Any] = {
     "TOPIC_TOKEN_MAX_AGE": 12 * 3600,
     # Seconds a strictly ordered deferred job waits for the one before it before going ahead anyway.
     "STRICT_ORDER_TIMEOUT": 60,
+    # Deferred jobs queued or running at once, per connection and per signed-in user (None: no cap);
+    # beyond either a message gets error.rate_limited before anything is queued (channelbus.jobs.caps).
+    "MAX_JOBS_PER_CONNECTION": 10,
+    "MAX_JOBS_PER_USER": 30,
+    # Seconds a deferred job of a class without ``timeout`` may run before the reaper counts its worker
+    # as lost (None: never); JOB_REAP_GRACE seconds are added to every limit before a job is reaped.
+    "JOB_REAP_AFTER": 3600,
+    "JOB_REAP_GRACE": 30,
+    # Seconds between two passes of the reaper that runbus runs beside django_tasks_db (None: none).
+    "JOB_REAP_INTERVAL": 30,
     # Keep a channelbus.models.Connection row per connection, written by deferred jobs.
     "TRACK_CONNECTIONS": False,
     # With TRACK_CONNECTIONS: seconds between two updates of a connection's last activity.

@@ -14,13 +14,18 @@ The job carries who asked: the user's pk, the connection's address and the
 trace id, so the worker answers the right tab, in whatever process it lives.
 Retries are carried out here (queued again with ``run_after``), so they work on
 every backend. Strictly ordered messages wait for their turn through
-:mod:`channelbus.jobs.ordering`.
+:mod:`channelbus.jobs.ordering`. A job holds its places under the job caps
+(:mod:`channelbus.jobs.caps`) until it ends; a job whose connection has closed is
+not started if its class says ``cancel_on_disconnect`` (:mod:`channelbus.jobs.liveness`);
+an attempt whose worker was lost is ended by the reaper (:mod:`channelbus.jobs.reaping`),
+and :func:`claim_end` lets only one of the two end it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -29,24 +34,37 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.utils import timezone
 
 from ..messages import Message, Metadata, Registry, all_registries, incoming
 from ..protocol import BusError, JobFailed, ServerError, states
 from ..publishing.api import hold_publishes, publish
-from . import ordering
+from . import caps, liveness, ordering
 from .backend import task
 from .job import DeferredJob
 from .replies import Replier
-from .timeouts import JobTimeout, time_limit
+from .timeouts import JobTimeout, attempt_limit, time_limit
 from .transactions import job_atomic
 
-__all__ = ["enqueue", "finish_place", "put", "run_deferred", "user_pk"]
+__all__ = [
+    "claim_end",
+    "end",
+    "enqueue",
+    "finish_place",
+    "new_job_id",
+    "put",
+    "registry_named",
+    "retry_or_fail",
+    "run_deferred",
+    "user_pk",
+]
 
 logger = logging.getLogger("channelbus")
 
 
-def _registry(name: str) -> Registry:
+def registry_named(name: str) -> Registry:
+    """The registry called ``name`` (a job names the one of its type); ``incoming`` if none is."""
     for registry in all_registries():
         if registry.name == name:
             return registry
@@ -58,6 +76,11 @@ def user_pk(user: Any) -> str | None:
     return str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else None
 
 
+def new_job_id() -> str:
+    """A new ``job_id``: names a job across its attempts (caps, the reaper)."""
+    return secrets.token_hex(8)
+
+
 def enqueue(
     cls: type[Message],
     payload: Any,
@@ -66,10 +89,13 @@ def enqueue(
     attempt: int = 1,
     delay: float | None = None,
     seq: int | None = None,
+    job_id: str | None = None,
+    slots: tuple[str, ...] = (),
 ) -> None:
     """Put one deferred message on the queue (sync: the backend may write to a database or Redis).
 
-    ``seq`` is its place among the strictly ordered messages of its connection.
+    ``seq`` is its place among the strictly ordered messages of its connection; ``job_id`` and
+    ``slots`` are the id and the cap places that :func:`channelbus.jobs.caps.take` gave it.
     """
     job = DeferredJob(
         type_name=cls.name,
@@ -81,6 +107,8 @@ def enqueue(
         received_at=meta.received_at,
         registry=meta.registry.name if meta.registry is not None else incoming.name,
         seq=seq,
+        job_id=job_id or new_job_id(),
+        slots=slots,
     )
     put(job, cls.queue_name, cls.priority, cls.delay if delay is None else delay)
 
@@ -103,11 +131,12 @@ def run_deferred(*args: Any) -> None:
     Takes one :meth:`DeferredJob.to_json` dict (or channelbus 0.1's positional arguments).
     """
     job = DeferredJob.from_task_args(args)
-    cls = _registry(job.registry).get(job.type_name)
+    cls = registry_named(job.registry).get(job.type_name)
     reply = Replier(job.address, job.trace_id, job.type_name)
     if cls is None:
         logger.error("channelbus: deferred job for unregistered type %s (i=%s)", job.type_name, job.trace_id)
         reply.error(ServerError(trace_id=job.trace_id))
+        caps.release(job.slots, job.job_id)
         return  # its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT
     if job.seq is not None and job.address is not None:
         if not ordering.is_my_turn(job.address, job.seq, job.waiting_since):
@@ -117,12 +146,42 @@ def run_deferred(*args: Any) -> None:
             return
         if job.waiting_since is not None and not ordering.claim_run(job.address, job.seq, job.attempt):
             return  # another copy of this waiting job runs it
-    done = True
+    if job.address is not None and liveness.connection_gone(job.address):
+        if cls.cancel_on_disconnect:
+            logger.info(
+                "channelbus: deferred %s (i=%s) not started: its connection %s has closed",
+                cls.name,
+                job.trace_id,
+                job.address,
+            )
+            end(job)
+            return
+        logger.info(
+            "channelbus: deferred %s (i=%s) runs for a connection that has closed (%s): its reply has no "
+            "receiver",
+            cls.name,
+            job.trace_id,
+            job.address,
+        )
+    done: bool | None = True
     try:
         done = _run(cls, job, reply)
     finally:
-        if done:  # else retried: its place stays taken
-            finish_place(job.address, job.seq)
+        if done:  # else retried (its places stay taken), or ended by the reaper
+            end(job)
+
+
+def end(job: DeferredJob) -> None:
+    """A job is over: its strict-order place is finished and its cap places are freed."""
+    finish_place(job.address, job.seq)
+    caps.release(job.slots, job.job_id)
+
+
+def claim_end(job: DeferredJob) -> bool:
+    """Whether the caller may end this attempt of ``job`` (send its terminal frame or queue its retry):
+    True for the first of the worker and the reaper to ask, False for the other."""
+    key = f"channelbus:job:{job.job_id}:{job.attempt}:end"
+    return job.job_id is None or bool(cache.add(key, True, 24 * 3600))
 
 
 def finish_place(address: str | None, seq: int | None) -> None:
@@ -141,8 +200,9 @@ def finish_place(address: str | None, seq: int | None) -> None:
         logger.warning("channelbus: could not wake job %d of %s", seq + 1, address, exc_info=True)
 
 
-def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool:
-    """Run one attempt; False when it failed and was queued again (its place stays taken)."""
+def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool | None:
+    """Run one attempt; False when it failed and was queued again (its places stay taken), None
+    when it overran its limit and the reaper has ended it meanwhile."""
     user: Any = AnonymousUser()
     if job.user_pk is not None:
         user = get_user_model()._default_manager.filter(pk=job.user_pk).first() or AnonymousUser()
@@ -151,7 +211,7 @@ def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool:
         user=user,
         channel_name=job.address,
         received_at=job.received_at,
-        registry=_registry(job.registry),
+        registry=registry_named(job.registry),
         attempt=job.attempt,
         reporter=reply,
     )
@@ -161,6 +221,7 @@ def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool:
         reply.error(exc)
         return True
     reply.state(states.RUNNING)
+    started = time.monotonic()
     try:
         if cls.atomic:
             with job_atomic():  # SQLite's write lock from the first write on, not for the whole run
@@ -168,18 +229,49 @@ def _run(cls: type[Message], job: DeferredJob, reply: Replier) -> bool:
         else:
             result = _call(message)
     except BusError as exc:
+        if _reaped(cls, job, started):
+            return None
         reply.error(exc)
         return True
     except (Exception, JobTimeout) as exc:
-        return _failed(cls, job, reply, exc)
+        if _reaped(cls, job, started):
+            return None
+        if isinstance(exc, JobTimeout):
+            failed = f"timed out after {cls.timeout:g} s"
+            return retry_or_fail(cls, job, reply, failed, exc, timeout=cls.timeout)
+        return retry_or_fail(cls, job, reply, "failed", exc)
+    if _reaped(cls, job, started):
+        return None
     reply.result(cls, result)
     return True
 
 
-def _failed(cls: type[Message], job: DeferredJob, reply: Replier, exc: BaseException) -> bool:
-    """An attempt raised (or timed out: its transaction was rolled back like any other). Queue the
-    next attempt and return False, or, after the last, send ``error.job`` and return True."""
-    failed = f"timed out after {cls.timeout:g} s" if isinstance(exc, JobTimeout) else "failed"
+def _reaped(cls: type[Message], job: DeferredJob, started: float) -> bool:
+    """After an attempt that ran past its limit, the reaper may have ended it: True if it has.
+    (A shorter attempt cannot have been reaped: the reaper waits for the limit and a grace.)"""
+    limit = attempt_limit(cls.timeout)
+    if limit is None or time.monotonic() - started < limit or claim_end(job):
+        return False
+    logger.warning(
+        "channelbus: deferred %s (i=%s, attempt %d) ended after the reaper gave it up; outcome dropped",
+        cls.name,
+        job.trace_id,
+        job.attempt,
+    )
+    return True
+
+
+def retry_or_fail(
+    cls: type[Message],
+    job: DeferredJob,
+    reply: Replier,
+    failed: str,
+    exc: BaseException | None,
+    **details: Any,
+) -> bool:
+    """An attempt ``failed`` (how, in words: "failed", "timed out after 2 s"; its transaction was
+    rolled back). Queue the next attempt and return False, or, after the last, send ``error.job``
+    with ``details`` and return True."""
     if job.attempt <= cls.retries:
         delay = cls.retry_delay(job.attempt)
         logger.warning(
@@ -201,10 +293,7 @@ def _failed(cls: type[Message], job: DeferredJob, reply: Replier, exc: BaseExcep
         job.trace_id,
         exc_info=exc,
     )
-    details: dict[str, Any] = {"type_name": cls.name, "attempts": job.attempt}
-    if isinstance(exc, JobTimeout):
-        details["timeout"] = cls.timeout
-    reply.error(JobFailed(f"{cls.name} {failed}.", **details))
+    reply.error(JobFailed(f"{cls.name} {failed}.", type_name=cls.name, attempts=job.attempt, **details))
     return True
 
 

@@ -50,7 +50,9 @@ class DeferredJob:
     counts from 1; ``received_at`` is a Unix time; ``registry`` the name of the registry the
     type is looked up in; ``seq`` its place among the strictly ordered messages of its
     connection (None when not strictly ordered) and ``waiting_since`` when it started waiting
-    for its turn (None until it first had to wait).
+    for its turn (None until it first had to wait). ``job_id`` names the job across its attempts
+    (None in a job queued before it existed) and ``slots`` are the cache keys of the places it
+    holds under the job caps (:mod:`channelbus.jobs.caps`), freed when it ends.
     """
 
     type_name: str
@@ -63,10 +65,19 @@ class DeferredJob:
     registry: str = "incoming"
     seq: int | None = None
     waiting_since: float | None = None
+    job_id: str | None = None
+    slots: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        slots: Any = self.slots
+        if not isinstance(slots, tuple):  # a list, as JSON brings it back
+            object.__setattr__(self, "slots", tuple(slots or ()))
 
     def to_json(self) -> dict[str, Any]:
         """The job as the JSON-ready dict that is queued (format :data:`JOB_FORMAT`)."""
-        return {"v": JOB_FORMAT, **dataclasses.asdict(self)}
+        data = {"v": JOB_FORMAT, **dataclasses.asdict(self)}
+        data["slots"] = list(self.slots)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DeferredJob:

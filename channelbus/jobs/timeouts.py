@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["JobTimeout", "time_limit"]
+from ..conf import settings
+
+__all__ = ["JobTimeout", "attempt_limit", "reap_grace", "time_limit"]
 
 
 class JobTimeout(BaseException):
@@ -32,6 +34,21 @@ class JobTimeout(BaseException):
     A ``BaseException`` (like ``KeyboardInterrupt``), so that a handler's ``except Exception`` does
     not swallow it. The worker counts it as a failed attempt.
     """
+
+
+def attempt_limit(timeout: float | None) -> float | None:
+    """Seconds one attempt of a class with this ``timeout`` may run before its worker counts as lost:
+    the ``timeout``, else the ``JOB_REAP_AFTER`` setting (None: never; see :mod:`channelbus.jobs.reaping`)."""
+    if timeout is not None:
+        return float(timeout)
+    after = settings.JOB_REAP_AFTER
+    return None if after is None else float(after)
+
+
+def reap_grace() -> float:
+    """The ``JOB_REAP_GRACE`` setting: seconds an attempt may overrun :func:`attempt_limit` before it
+    is reaped (a blocking call that the timer could not interrupt, clocks of two machines apart)."""
+    return float(settings.JOB_REAP_GRACE)
 
 
 @contextlib.contextmanager

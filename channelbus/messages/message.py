@@ -101,6 +101,10 @@ class Message:
     ``deferred``, ``queue_name``, ``priority``, ``delay``, ``retries``, ``retry_delays``,
     ``atomic``, ``ordering``
         Running the handler in a task worker (``docs/deferred.md``).
+    ``cancel_on_disconnect``
+        Deferred only: True drops a queued job of this type, unstarted, when the connection that sent
+        it has closed by the time a worker takes it (``docs/deferred.md``). False (the default) runs it
+        anyway; its reply then has no receiver.
     ``timeout``
         Deferred only: seconds one attempt of the handler may run (None: no limit). An attempt
         that runs longer is interrupted with :class:`~channelbus.timeouts.JobTimeout`, its
@@ -138,6 +142,8 @@ class Message:
     retry_delays: ClassVar[tuple[float, ...]] = (1.0, 5.0, 30.0)
     #: Deferred only: seconds one attempt may run before it is interrupted (None: no limit).
     timeout: ClassVar[float | None] = None
+    #: Deferred only: a job whose connection has closed before a worker takes it is not started.
+    cancel_on_disconnect: ClassVar[bool] = False
     #: Deferred only: run the handler in ``transaction.atomic()`` (publishes go out after commit).
     atomic: ClassVar[bool] = True
     #: Deferred only: ``"strict"`` runs the strictly ordered messages of one connection (of every

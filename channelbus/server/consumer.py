@@ -37,8 +37,8 @@ from django.dispatch import Signal
 from .. import signals
 from ..background import in_background
 from ..conf import settings
-from ..jobs import tracking
-from ..jobs.deferred import enqueue
+from ..jobs import caps, liveness, tracking
+from ..jobs.deferred import enqueue, new_job_id
 from ..messages import Message, Metadata, Registry, incoming, reply_frame
 from ..protocol import (
     BadRequest,
@@ -426,10 +426,18 @@ class BusConsumer:
     async def _enqueue(
         self, cls: type[Message], env: Envelope, meta: Metadata, allowed_kind: str | None
     ) -> None:
-        """A deferred message: check and validate here, say ``q``, and put it on the task queue."""
+        """A deferred message: check and validate here, take its places under the job caps, say ``q``,
+        and put it on the task queue."""
         if allowed_kind == "sync":
             await database_sync_to_async(_check_allowed)(cls, meta, self)
         cls.from_payload(env.p, meta)  # errors are the client's: answer now, not from a worker
+        job_id = new_job_id()
+        slots: tuple[str, ...] = ()
+        owner = None if self.anonymous else str(self.user.pk)
+        if caps.applies(self.channel_name, owner):
+            # Over a cap: error.rate_limited, before q and before anything is queued.
+            slots = await database_sync_to_async(caps.take)(cls, job_id, self.channel_name, owner, env.i)
+        liveness.watch(self)  # its close is recorded, for cancel_on_disconnect
         seq = None
         if cls.ordering == "strict":
             self._strict_seq += 1
@@ -439,7 +447,11 @@ class BusConsumer:
             # sends r and s from inside it, and q must come first.
             await self.send_frame(encode(cls.name, i=env.i, s=states.QUEUED))
         # If the enqueue fails, its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT.
-        await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq)
+        try:
+            await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq, job_id=job_id, slots=slots)
+        except Exception:
+            await database_sync_to_async(caps.release)(slots, job_id)
+            raise
 
     # ------------------------------------------------------------------ frames out
 

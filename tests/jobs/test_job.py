@@ -25,6 +25,8 @@ QUEUED_BY_THIS_RELEASE = {
     "registry": "incoming",
     "seq": None,
     "waiting_since": None,
+    "job_id": None,
+    "slots": [],
 }
 
 

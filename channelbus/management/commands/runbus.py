@@ -75,11 +75,18 @@ class Command(BaseCommand):
                 "channelbus: running a django_tasks_db worker beside the server "
                 f"(looking for jobs every {worker.interval:g} s)"
             )
+        from channelbus.jobs.reaping import start_reaper
+
+        reaper = start_reaper()  # lost jobs of django_tasks_db (JOB_REAP_INTERVAL), with or without a worker
+        if reaper is not None:
+            self.stdout.write(f"channelbus: reaping lost deferred jobs every {reaper.interval:g} s")
         try:
             self._serve(module, attr, options)
         finally:
             if worker is not None:
                 worker.running = False
+            if reaper is not None:
+                reaper.stop()
 
     def _serve(self, module: str, attr: str, options: dict[str, Any]) -> None:
         import uvicorn
