@@ -40,6 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_ORIGINS": None,
     # Seconds a connection token (channelbus.auth.connection_token) stays valid.
     "TOKEN_MAX_AGE": 3600,
+    # Close every socket of a user who signs out (django.contrib.auth's user_logged_out), with 4401.
+    # A password change, a deactivation or a deletion always closes them (channelbus.publishing.closing).
+    "CLOSE_ON_LOGOUT": True,
+    # Open connections one signed-in user, and one client address (scope["client"], which uvicorn's
+    # --proxy-headers makes the real client's behind a trusted proxy), may have on one server process;
+    # one more is closed with 4429. None: no limit (channelbus.server.limits).
+    "MAX_CONNECTIONS_PER_USER": 50,
+    "MAX_CONNECTIONS_PER_ADDRESS": 200,
     # Topics one connection may follow (auto-joined ones included).
     "MAX_TOPICS_PER_CONNECTION": 100,
     # Seconds a signed topic token (channelbus.topics.topic_token) stays valid.
@@ -62,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVITY_INTERVAL": 60,
     # Log every refused message (error frame) at INFO; errors of handlers are always logged.
     "LOG_CLIENT_ERRORS": True,
+    # Seconds between two checks of the channel layer by each server process: does it answer, and does
+    # Redis still hold the process's groups (if not, as after a Redis restart, all are added again at
+    # once). 0 or None: no checks (groups are then only renewed hourly).
+    "LAYER_CHECK_INTERVAL": 1.0,
     # With LOG_CLIENT_ERRORS: at most this many of those lines per connection per interval of
     # CLIENT_ERROR_LOG_INTERVAL seconds; the rest are counted in one summary line per interval.
     "CLIENT_ERROR_LOG_LINES": 10,
@@ -69,6 +81,12 @@ DEFAULTS: dict[str, Any] = {
     # Publish to sockets under uvicorn (websockets-sansio, no compression) by writing one pre-built
     # WebSocket frame to each socket's transport (channelbus.fastpath); off: always the ASGI send.
     "RAW_FRAMES": True,
+    # Frames waiting for one socket that cannot take them now (channelbus.server.outbox): over either
+    # limit, volatile frames are dropped and the socket is closed with 4408 if it stays over the limit
+    # for SLOW_CLIENT_GRACE seconds, or at once at twice the limit.
+    "OUTBOX_MAX_FRAMES": 1000,
+    "OUTBOX_MAX_BYTES": 1024 * 1024,
+    "SLOW_CLIENT_GRACE": 5.0,
 }
 
 

@@ -98,6 +98,10 @@ class Message:
         instead of in arrival order.
     ``exclude_none``
         True leaves payload fields that are None out of frames.
+    ``volatile``
+        Outgoing only: True marks frames of this type as replaceable by the next one (a cursor
+        position, a typing indicator). A connection whose outbox is over its limit drops them
+        instead of being closed (``docs/protocol.md``, "Slow clients").
     ``deferred``, ``queue_name``, ``priority``, ``delay``, ``retries``, ``retry_delays``,
     ``atomic``, ``ordering``
         Running the handler in a task worker (``docs/deferred.md``).
@@ -131,6 +135,8 @@ class Message:
     concurrent: ClassVar[bool] = False
     #: Leave fields that are None out of the payload this message sends.
     exclude_none: ClassVar[bool] = False
+    #: Outgoing only: a slow connection may drop frames of this type (the next one replaces them).
+    volatile: ClassVar[bool] = False
     #: Run the handler in a worker, through Django's Tasks API (``docs/deferred.md``).
     deferred: ClassVar[bool] = False
     #: Deferred only: the task queue, priority (-100..100) and delay in seconds before it runs.

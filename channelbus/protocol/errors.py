@@ -12,6 +12,7 @@ The hierarchy::
     ├── RateLimited               error.rate_limited  the connection sends too fast
     ├── TooLarge                  error.too_large     the frame exceeds the size limit
     ├── JobFailed                 error.job           a background handler failed after retries
+    ├── Unavailable               error.unavailable   the channel layer (Redis) cannot be reached now
     └── ServerError               error.server        an unexpected error in a handler
 
 A handler may raise any of these, or its own subclass of :class:`BusError`
@@ -36,6 +37,7 @@ __all__ = [
     "SubscribeRefused",
     "TooLarge",
     "Unauthorized",
+    "Unavailable",
     "UnknownMessageType",
     "ValidationFailed",
 ]
@@ -50,6 +52,8 @@ class CloseCode:
     FORBIDDEN = 4403
     #: Too many errors or messages (a sustained flood).
     TOO_MANY = 4429
+    #: Too slow: the client did not read what it was sent (its outbox stayed full, see ``server/outbox.py``).
+    TOO_SLOW = 4408
     #: The frame could not be read at all because of its size.
     TOO_BIG = 1009
     #: A normal close (either side).
@@ -150,6 +154,17 @@ class JobFailed(BusError):
 
     type = "error.job"
     default_msg = "The job failed."
+
+
+class Unavailable(BusError):
+    """What the message needed could not be done now: the channel layer (Redis) cannot be reached.
+
+    A handler whose ``publish()`` could not reach the layer answers with it (the hub's
+    ``DeliveryFailed`` is one), as does a subscription that needed the layer. Retrying later may work.
+    """
+
+    type = "error.unavailable"
+    default_msg = "The server cannot deliver messages right now; try again shortly."
 
 
 class ServerError(BusError):

@@ -60,7 +60,9 @@ from ..topics.access import check_access
 from ..topics.control import TopicLeft
 from ..transport import Hub, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
+from . import limits
 from .errorlog import ErrorLogLimiter
+from .outbox import OVERFLOW, QUEUED, Outbox
 from .ratelimit import TokenBucket
 
 __all__ = ["BusConsumer"]
@@ -72,6 +74,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SUBPROTOCOL = "channelbus.v1"
+#: Seconds a socket has to take its close frame (and a slow one its ``s.closing``) before it is dropped.
+CLOSE_TIMEOUT = 1.0
 
 
 class BusConsumer:
@@ -93,8 +97,17 @@ class BusConsumer:
         self.anonymous = True
         self.closed = False
         self._send: Send | None = None
-        #: ASGI ``send`` calls of this connection in progress (the hub writes no raw frame meanwhile).
+        #: Frames of this connection not written yet: ASGI sends in progress and frames in its
+        #: outbox (the hub writes no raw frame meanwhile, so frames keep their order).
         self.sending = 0
+        # Frames the socket could not take at once, and the task that writes them (made on first use).
+        self._outbox: Outbox | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None  # the task running __call__, cancelled as a last resort
+        self._dropped_by_server = False
+        self._outbox_limits = (0, 0)  # OUTBOX_MAX_FRAMES, OUTBOX_MAX_BYTES: read when the connection opens
+        self._grace = 0.0  # SLOW_CLIENT_GRACE
         #: The socket's transport for pre-built frames (:mod:`channelbus.transport.raw_frames`), or None.
         self.raw: RawSocket | None = None
         # In-order handling: messages waiting behind a handler that is still running.
@@ -139,12 +152,15 @@ class BusConsumer:
         """Run the connection until the client or the server closes it."""
         self.scope = scope
         self._send = _unwrap_session_send(send)
+        self._task = asyncio.current_task()
         event = await receive()
         if event["type"] != "websocket.connect":
             return
         self.user = user = scope.get("user")
         self.anonymous = not (user is not None and getattr(user, "is_authenticated", False))
         self.max_topics = settings.MAX_TOPICS_PER_CONNECTION
+        self._outbox_limits = (settings.OUTBOX_MAX_FRAMES, settings.OUTBOX_MAX_BYTES)
+        self._grace = float(settings.SLOW_CLIENT_GRACE)
         registry = self.registry
         self._anonymous_ok = bool(settings.ALLOW_ANONYMOUS)
         if self.anonymous and not (self._anonymous_ok or registry.allows_anonymous()):
@@ -154,10 +170,16 @@ class BusConsumer:
         hub = self.hub = get_hub()
         await hub.start()
         await self.accept()
-        # Pre-built frames (not for a subclass with a push() of its own: it must see every frame).
-        if settings.RAW_FRAMES and type(self).push is BusConsumer.push:
+        # Counted and checked with no await in between: sockets opening at once cannot pass together.
+        counted = limits.limits_for(scope, user)
+        refused = limits.over_limit(hub, counted)
+        if refused is not None:
+            await self.close(CloseCode.TOO_MANY, refused)
+            return
+        # Pre-built frames (not for a subclass with an offer() of its own: it must see every frame).
+        if settings.RAW_FRAMES and type(self).offer is BusConsumer.offer:
             self.raw = raw_socket(self._send)
-        self.channel_name = address = hub.attach(self)
+        self.channel_name = address = hub.attach(self, tuple(key for key, _, _ in counted))
         self.session = ConnectionSession(address)
         self._track = bool(settings.TRACK_CONNECTIONS)
         try:
@@ -168,6 +190,14 @@ class BusConsumer:
             await self._join_initial_topics()
             await self._notify(signals.connection_opened)
             await self._receive_loop(receive)
+        except asyncio.CancelledError:
+            # Cancelled by _drop() (a slow socket whose transport cannot be aborted): the socket is
+            # done with, not the server. Any other cancellation goes on.
+            if not self._dropped_by_server:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
             await self._cleanup()
 
@@ -188,16 +218,37 @@ class BusConsumer:
             self.sending -= 1
 
     async def close(self, code: int, reason: str = "") -> None:
-        """Send ``s.closing`` with the code and reason, then close the socket."""
+        """Send ``s.closing`` with the code and reason, then close the socket.
+
+        Frames already waiting in the outbox go first. A socket that does not take them within
+        ``SLOW_CLIENT_GRACE`` seconds (and the close within 1 s more) is dropped instead.
+        """
         if self.closed:
             return
         await self.send_frame(encode("s.closing", {"code": code, "reason": reason}))
         self.closed = True
         self._close_code = code
-        with contextlib.suppress(Exception):
-            # A close reason is at most 123 UTF-8 bytes.
-            short = reason.encode()[:123].decode(errors="ignore")
-            await self._send_event({"type": "websocket.close", "code": code, "reason": short})
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), self._grace)
+            except TimeoutError:
+                self._drop()
+                return
+        await self._send_close(code, reason)
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        """The close frame, within :data:`CLOSE_TIMEOUT`; the socket is dropped if it cannot take it."""
+        # A close reason is at most 123 UTF-8 bytes.
+        short = reason.encode()[:123].decode(errors="ignore")
+        try:
+            await asyncio.wait_for(
+                self._send_event({"type": "websocket.close", "code": code, "reason": short}), CLOSE_TIMEOUT
+            )
+        except TimeoutError:
+            self._drop()
+        except Exception:
+            pass  # the client went away first: nothing left to close
 
     async def _receive_loop(self, receive: Receive) -> None:
         conf = settings
@@ -247,6 +298,11 @@ class BusConsumer:
 
     async def _cleanup(self) -> None:
         self.closed = True
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+        self._forget_outbox()
         tasks = [t for t in (self._worker, *(self._concurrent or ())) if t is not None]
         for task in tasks:
             task.cancel()
@@ -298,7 +354,7 @@ class BusConsumer:
         token = _query_value(self.scope, "topics")
         if token:
             try:
-                names = topics_from_token(token)
+                names = topics_from_token(token, self.user)  # refused if made for another user
             except BusError as exc:
                 await self.send_error(exc)
                 return
@@ -313,17 +369,128 @@ class BusConsumer:
             await self.leave(topic)
             await self.send_message(TopicLeft(topic=topic, reason=exc.msg))
 
-    async def push(self, event: dict[str, Any]) -> None:
-        """Hand a ready ``websocket.send`` event to the socket (fan-out gives every socket the same one)."""
+    # ------------------------------------------------------------------ the outbox
+
+    def offer(self, text: str, volatile: bool = False) -> None:
+        """Queue one encoded frame for this socket without waiting (what a publish does per socket).
+
+        The frame goes into the connection's outbox (:mod:`channelbus.server.outbox`) and the
+        connection's own writer sends it. Over the outbox's limit a ``volatile`` frame is dropped;
+        a socket that stays over it is closed with 4408 (``docs/protocol.md``, "Slow clients").
+        """
         if self.closed:
             return
-        self.sending += 1
+        box = self._outbox
+        if box is None:
+            box = self._outbox = Outbox(*self._outbox_limits)
+        loop = asyncio.get_running_loop()
+        verdict = box.put(text, volatile, loop.time())
+        if verdict is QUEUED:
+            self.sending += 1
+            if self._writer is None:
+                self._writer = loop.create_task(self._write_outbox(box))
+            if box.slow_since is not None and self._slow_timer is None:
+                self._slow_timer = loop.call_at(box.slow_since + self._grace, self._check_slow)
+        elif verdict is OVERFLOW:
+            self._too_slow(box, "its outbox is full")
+
+    async def _write_outbox(self, box: Outbox) -> None:
+        """Send what waits in the outbox, oldest first, until it is empty (the connection's writer)."""
+        send = self._send
+        assert send is not None
         try:
-            await self._send(event)  # type: ignore[misc]
-        except Exception:  # the client went away
-            self.closed = True
+            while box:
+                text = box.take()
+                try:
+                    await send({"type": "websocket.send", "text": text})
+                except Exception:  # the client went away
+                    self.closed = True
+                    return
+                finally:
+                    self.sending -= 1
         finally:
-            self.sending -= 1
+            self._writer = None
+            if not box:
+                self._outbox = None  # most sockets need one only now and then: give the memory back
+
+    def _forget_outbox(self) -> None:
+        """Drop what waits in the outbox (the connection is closing)."""
+        box = self._outbox
+        if box is not None:
+            self.sending -= box.clear()
+
+    def _check_slow(self) -> None:
+        """The grace timer: close the socket if its outbox is still over the limit."""
+        self._slow_timer = None
+        box = self._outbox
+        if self.closed or box is None or box.slow_since is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = box.slow_since + self._grace
+        if loop.time() < due:  # it came back under the limit and went over again since
+            self._slow_timer = loop.call_at(due, self._check_slow)
+            return
+        self._too_slow(box, f"its outbox stayed over the limit for {self._grace:g} s")
+
+    def _too_slow(self, box: Outbox, why: str) -> None:
+        """Close a socket that does not read what it is sent: 4408, or dropped if it cannot take that."""
+        reason = f"Too slow: {len(box)} frames were waiting."
+        logger.warning(
+            "channelbus: closing %s (4408): %s (%d frames, %d characters waiting; %d volatile dropped)",
+            self.connection_id,
+            why,
+            len(box),
+            box.size,
+            box.dropped,
+        )
+        self.closed = True
+        self._close_code = CloseCode.TOO_SLOW
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+        if self._writer is not None:
+            self._writer.cancel()  # waiting on the socket: nothing half written (ASGI sends wait first)
+        self._forget_outbox()
+        in_background(self._close_slow(reason))
+
+    async def _close_slow(self, reason: str) -> None:
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                await writer
+        try:
+            await asyncio.wait_for(
+                self._send_event(
+                    {
+                        "type": "websocket.send",
+                        "text": encode("s.closing", {"code": CloseCode.TOO_SLOW, "reason": reason}),
+                    }
+                ),
+                CLOSE_TIMEOUT,
+            )
+        except TimeoutError:
+            self._drop()
+            return
+        except Exception:  # gone already
+            return
+        await self._send_close(CloseCode.TOO_SLOW, reason)
+        # A client that does not answer the close does not read: drop it rather than wait for it.
+        await asyncio.sleep(CLOSE_TIMEOUT)
+        task = self._task
+        if task is not None and not task.done():
+            self._drop()
+
+    def _drop(self) -> None:
+        """Drop a socket that cannot take even its close frame: abort its transport, else end the app."""
+        self.closed = True
+        transport = getattr(getattr(self._send, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()  # the server sees the connection lost and ends the receive loop
+            return
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            self._dropped_by_server = True
+            task.cancel()
 
     # ------------------------------------------------------------------ frames in
 
@@ -456,14 +623,21 @@ class BusConsumer:
     # ------------------------------------------------------------------ frames out
 
     async def send_frame(self, text: str) -> None:
-        """Send one already encoded frame; does nothing once the socket is closed."""
+        """Send one already encoded frame; does nothing once the socket is closed.
+
+        It waits for the socket only when nothing else of this connection is waiting: otherwise
+        the frame goes into the outbox behind the others.
+        """
         if self.closed:
             return
-        try:
-            await self._send_event({"type": "websocket.send", "text": text})
-        except Exception:  # the client went away between receive and send
-            self.closed = True
-            return
+        if self.sending:
+            self.offer(text)
+        else:
+            try:
+                await self._send_event({"type": "websocket.send", "text": text})
+            except Exception:  # the client went away between receive and send
+                self.closed = True
+                return
         if signals.message_sent.receivers:
             await self._notify(signals.message_sent, frame=text)
 
@@ -477,11 +651,14 @@ class BusConsumer:
             self._log_client_error(error)
         if self.closed:
             return
-        try:
-            await self._send_event({"type": "websocket.send", "text": error_frame(error)})
-        except Exception:
-            self.closed = True
-            return
+        if self.sending:
+            self.offer(error_frame(error))
+        else:
+            try:
+                await self._send_event({"type": "websocket.send", "text": error_frame(error)})
+            except Exception:
+                self.closed = True
+                return
         if signals.error_sent.receivers:
             await self._notify(signals.error_sent, error=error)
 

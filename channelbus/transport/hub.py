@@ -30,11 +30,25 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.signals import setting_changed
 
+from ..background import in_background
+from ..conf import settings
 from ..protocol import CloseCode
 from .addresses import LOCAL, make_address, split_address
+from .layer_health import (
+    PROBE_EVENT,
+    DeliveryFailed,
+    LayerHealth,
+    drop_idle_connections,
+    keeps_groups_in_redis,
+    place_sentinel,
+    renew_sentinel,
+    sentinel_key,
+    sentinel_ttl,
+)
 from .raw_frames import RawSocket, text_frame
 
 __all__ = ["Endpoint", "Hub", "get_hub", "group_name"]
@@ -46,12 +60,18 @@ logger = logging.getLogger("channelbus")
 MAX_GROUP_CALLS = 32
 #: Re-join layer groups this often (channels_redis forgets members after ``group_expiry``, a day by default).
 GROUP_REFRESH_SECONDS = 3600.0
+#: Seconds one check of the layer may take before the layer counts as unreachable.
+CHECK_TIMEOUT = 5.0
+#: Longest pause of the hub's reader between two failed reads of its layer channel.
+READ_RETRY_MAX = 1.0
 
 #: The events hubs send each other through the channel layer (their wire between processes).
 TOPIC_EVENT = "bus.publish"  # a frame for every follower of a topic
 DIRECT_EVENT = "bus.direct"  # a frame for one connection
 CLOSE_EVENT = "bus.close"  # close one connection
 RECHECK_EVENT = "bus.recheck"  # ask every follower of a topic again whether it may follow
+RECHECK_FOLLOWED_EVENT = "bus.recheck_followed"  # ... each follower of a topic, for every topic it follows
+CLOSE_TOPIC_EVENT = "bus.close_topic"  # close every follower of a topic (a user signed out)
 
 
 class Endpoint(Protocol):
@@ -61,16 +81,14 @@ class Endpoint(Protocol):
     #: The topics it follows (the hub keeps it up to date).
     topics: set[str]
     closed: bool
-    #: ASGI sends of its own in progress: no pre-built frame is written meanwhile.
+    #: Its frames not written yet (waiting in its outbox or being sent): no pre-built frame is
+    #: written meanwhile, so frames never overtake each other.
     sending: int
     #: Its socket, when it may take pre-built frames (:mod:`channelbus.transport.raw_frames`).
     raw: RawSocket | None
 
-    async def push(self, event: dict[str, Any]) -> None:
-        """Hand a ready ``websocket.send`` event to the socket."""
-
-    async def send_frame(self, text: str) -> None:
-        """Send one encoded frame."""
+    def offer(self, text: str, volatile: bool = False) -> None:
+        """Queue one encoded frame for the socket without waiting (its outbox applies the limits)."""
 
     async def close(self, code: int, reason: str = "") -> None:
         """Say ``s.closing`` and close the socket."""
@@ -113,6 +131,10 @@ class Hub:
         self.members: dict[str, set[Endpoint]] = {}
         #: connection id -> local connection.
         self.connections: dict[str, Endpoint] = {}
+        #: Local connections per key they are counted under (a user, a client address; see
+        #: :mod:`channelbus.server.limits`), and the keys of each connection id. No key stays at 0.
+        self.counts: dict[str, int] = {}
+        self._counted: dict[str, tuple[str, ...]] = {}
         self.layer: Any = None
         #: This hub's layer channel (``"local"`` when delivery is in-process only).
         self.channel = LOCAL
@@ -120,6 +142,9 @@ class Hub:
         self._starting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        #: Whether the layer answers (:mod:`channelbus.transport.layer_health`).
+        self.health = LayerHealth()
+        self._rejoin_due = False
         self._group_calls = asyncio.Semaphore(MAX_GROUP_CALLS)
         #: Deliveries of published frames so far: written as pre-built frames
         #: (:mod:`channelbus.transport.raw_frames`), and handed to the socket's ASGI ``send``.
@@ -154,6 +179,11 @@ class Hub:
     async def _open_channel(self) -> None:
         try:
             self.channel = await self.layer.new_channel("channelbus.hub")
+            await self._place_sentinel()
+        except Exception as exc:  # Redis may be down (the pub/sub layer subscribes at once)
+            self._starting = None
+            self.health.failed("new_channel", exc)
+            raise DeliveryFailed() from exc
         except BaseException:
             self._starting = None
             raise
@@ -188,10 +218,23 @@ class Hub:
         return peer
 
     async def _layer_call(self, call: Coroutine[Any, Any, None]) -> None:
-        """Await one channel-layer call, at most ``MAX_GROUP_CALLS`` at once per process."""
+        """Await one channel-layer call, at most ``MAX_GROUP_CALLS`` at once per process.
+
+        Raises :class:`DeliveryFailed` when the call fails (its exception is the cause): the layer
+        is unreachable (counted by :attr:`health`, which logs the outage once), or the channel of
+        the process it was sent to is full (``ChannelFull``, not an outage).
+        """
         try:
             async with self._group_calls:
                 await call
+        except ChannelFull as exc:
+            raise DeliveryFailed("The receiving server is too busy; try again shortly.") from exc
+        except Exception as exc:
+            self.health.failed(getattr(call, "__qualname__", "a layer call"), exc)
+            raise DeliveryFailed() from exc
+        else:
+            if self.health.down and not settings.LAYER_CHECK_INTERVAL:
+                self.health.recovered()  # no checks: a call that went through is the only sign
         finally:
             call.close()  # never started if cancelled while waiting for a slot: no "never awaited"
 
@@ -201,14 +244,24 @@ class Hub:
         """The address of a local connection."""
         return make_address(self.channel, connection.connection_id)
 
-    def attach(self, connection: Endpoint) -> str:
-        """Register a new local connection; returns its address."""
+    def attach(self, connection: Endpoint, count_as: tuple[str, ...] = ()) -> str:
+        """Register a new local connection, counted in :attr:`counts` under each of ``count_as``; returns
+        its address."""
         self.connections[connection.connection_id] = connection
+        if count_as:
+            self._counted[connection.connection_id] = count_as
+            for key in count_as:
+                self.counts[key] = self.counts.get(key, 0) + 1
         return self.address(connection)
 
     async def detach(self, connection: Endpoint) -> None:
-        """Forget a closed connection and drop all its memberships."""
+        """Forget a closed connection (and uncount it) and drop all its memberships."""
         self.connections.pop(connection.connection_id, None)
+        for key in self._counted.pop(connection.connection_id, ()):
+            if self.counts[key] > 1:
+                self.counts[key] -= 1
+            else:
+                del self.counts[key]
         for topic in list(connection.topics):
             await self.leave(connection, topic)
 
@@ -240,26 +293,33 @@ class Hub:
     # ------------------------------------------------------------------ delivery
 
     @_on_serving_hub
-    async def send_to_topic(self, topic: str, text: str, exclude: str | None = None) -> None:
+    async def send_to_topic(
+        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False
+    ) -> None:
         """Deliver an encoded frame to every follower of ``topic``, in every process.
 
-        ``exclude`` is the address of a connection that does not get it.
+        ``exclude`` is the address of a connection that does not get it. A ``volatile`` frame
+        may be dropped for a connection whose outbox is over its limit.
         """
         if self.layer is None:
-            return await self.deliver(topic, text, exclude)
-        event = {"type": TOPIC_EVENT, "topic": topic, "text": text}
+            return await self.deliver(topic, text, exclude, volatile)
+        event: dict[str, Any] = {"type": TOPIC_EVENT, "topic": topic, "text": text}
         if exclude:
             event["exclude"] = exclude
+        if volatile:
+            event["volatile"] = True
         await self._layer_call(self.layer.group_send(group_name(topic), event))
 
     @_on_serving_hub
-    async def send_to_address(self, address: str, text: str) -> None:
+    async def send_to_address(self, address: str, text: str, volatile: bool = False) -> None:
         """Deliver an encoded frame to one connection, in whatever process it lives."""
         connection, channel, connection_id = self._find(address)
         if connection is not None:
-            await connection.send_frame(text)
+            connection.offer(text, volatile)
         elif channel is not None:
-            event = {"type": DIRECT_EVENT, "connection": connection_id, "text": text}
+            event: dict[str, Any] = {"type": DIRECT_EVENT, "connection": connection_id, "text": text}
+            if volatile:
+                event["volatile"] = True
             await self._layer_call(self.layer.send(channel, event))
 
     @_on_serving_hub
@@ -273,11 +333,32 @@ class Hub:
             await self._layer_call(self.layer.send(channel, event))
 
     @_on_serving_hub
+    async def close_topic(self, topic: str, code: int, reason: str) -> None:
+        """Close every follower of ``topic`` (each gets ``s.closing`` first), in every process."""
+        if self.layer is None:
+            self.close_local(topic, code, reason)
+            return
+        event = {"type": CLOSE_TOPIC_EVENT, "topic": topic, "code": code, "reason": reason}
+        await self._layer_call(self.layer.group_send(group_name(topic), event))
+
+    @_on_serving_hub
     async def recheck(self, topic: str) -> None:
         """Ask every follower of ``topic``, in every process, whether it may still follow it."""
         if self.layer is None:
             return await self.recheck_local(topic)
         event = {"type": RECHECK_EVENT, "topic": topic}
+        await self._layer_call(self.layer.group_send(group_name(topic), event))
+
+    @_on_serving_hub
+    async def recheck_followed(self, topic: str) -> None:
+        """Ask every follower of ``topic``, in every process, again for **each** topic it follows.
+
+        ``recheck_followed("user:4")`` rechecks every topic of user 4's connections (after a change
+        of their groups or permissions): one layer message, to the processes where they are.
+        """
+        if self.layer is None:
+            return await self.recheck_followed_local(topic)
+        event = {"type": RECHECK_FOLLOWED_EVENT, "topic": topic}
         await self._layer_call(self.layer.group_send(group_name(topic), event))
 
     def _find(self, address: str) -> tuple[Endpoint | None, str | None, str]:
@@ -288,27 +369,30 @@ class Hub:
             return self.connections.get(connection_id), None, connection_id
         return None, channel, connection_id
 
-    async def deliver(self, topic: str, text: str, exclude: str | None = None) -> None:
+    async def deliver(
+        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False
+    ) -> None:
         """Hand one frame to every local follower of ``topic`` (the per-delivery hot path).
 
-        A socket that may take pre-built frames (``connection.raw``, see :mod:`~.raw_frames`)
-        and has no ``send`` of its own in progress gets the frame framed once for all of them,
-        written to its transport; every other one gets the same ASGI ``websocket.send`` event.
+        It never waits on a socket. A socket that may take pre-built frames (``connection.raw``,
+        see :mod:`~.raw_frames`), can take them now and has no frame of its own waiting gets the
+        frame framed once for all of them, written to its transport; every other one gets the
+        text in its outbox (``offer``), which its own writer sends when the socket drains.
         """
         subscribers = self.members.get(topic)
         if not subscribers:
             return
         excluded = split_address(exclude)[1] if exclude else None
-        event = {"type": "websocket.send", "text": text}
         frame: bytes | None = None
         raw_count = pushed = 0
         try:
-            for connection in tuple(subscribers):
+            # No await in this loop: offer() only appends, so the set cannot change meanwhile.
+            for connection in subscribers:
                 if connection.connection_id == excluded or connection.closed:
                     continue
                 raw = connection.raw
-                # RawSocket.write's test, inlined: no send of the connection's own in progress, not
-                # paused by flow control, open, transport not closing.
+                # RawSocket.write's test, inlined: no frame of the connection waiting or being sent,
+                # not paused by flow control, open, transport not closing.
                 if (
                     raw is not None
                     and not connection.sending
@@ -322,13 +406,21 @@ class Hub:
                     raw_count += 1
                     continue
                 pushed += 1
-                await connection.push(event)
+                connection.offer(text, volatile)
         finally:
             self.raw_frames += raw_count
             self.asgi_frames += pushed
+        if pushed:
+            # Let the connections' writers run before the next publish: a loop that publishes without
+            # waiting (an in-memory layer never waits) would otherwise fill every outbox at once.
+            await asyncio.sleep(0)
 
     async def _read(self) -> None:
-        """Receive what other processes send to this hub's channel."""
+        """Receive what other processes send to this hub's channel.
+
+        A failed read counts as a layer failure (:attr:`health` logs the outage once) and is tried
+        again after a pause that grows from 0.1 s to ``READ_RETRY_MAX``.
+        """
         layer, channel = self.layer, self.channel
         delay = 0.1
         while True:
@@ -336,12 +428,14 @@ class Hub:
                 event = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("channelbus: channel layer receive failed on %s; retrying", channel)
+            except Exception as exc:
+                self.health.failed(f"receive on {channel}", exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, READ_RETRY_MAX)
                 continue
             delay = 0.1
+            if type(event) is dict and event.get("type") == PROBE_EVENT:
+                continue  # check_layer's message to itself: it went through the layer, nothing to do
             try:
                 await self._handle(event)
             except asyncio.CancelledError:
@@ -352,38 +446,126 @@ class Hub:
     async def _handle(self, event: Any) -> None:
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == TOPIC_EVENT:
-            await self.deliver(event["topic"], event["text"], event.get("exclude"))
+            await self.deliver(
+                event["topic"], event["text"], event.get("exclude"), bool(event.get("volatile"))
+            )
         elif kind == DIRECT_EVENT:
             connection = self.connections.get(event["connection"])
             if connection is not None:
-                await connection.send_frame(event["text"])
+                connection.offer(event["text"], bool(event.get("volatile")))
         elif kind == CLOSE_EVENT:
             connection = self.connections.get(event["connection"])
             if connection is not None:
                 code = int(event.get("code", CloseCode.FORBIDDEN))
-                await connection.close(code, str(event.get("reason", "")))
+                # Not awaited here: this reader serves every connection and must not wait for one socket.
+                in_background(connection.close(code, str(event.get("reason", ""))))
         elif kind == RECHECK_EVENT:
             await self.recheck_local(event["topic"])
+        elif kind == RECHECK_FOLLOWED_EVENT:
+            # In the background: one database check per followed topic must not hold up this reader.
+            in_background(self.recheck_followed_local(event["topic"]))
+        elif kind == CLOSE_TOPIC_EVENT:
+            self.close_local(event["topic"], int(event["code"]), str(event.get("reason", "")))
         else:
             logger.warning("channelbus: ignored unknown channel-layer message %r", event)
+
+    def close_local(self, topic: str, code: int, reason: str) -> None:
+        """Close each local follower of ``topic``, in background tasks: no socket is waited for."""
+        for connection in tuple(self.members.get(topic, ())):
+            in_background(connection.close(code, reason))
 
     async def recheck_local(self, topic: str) -> None:
         """Ask again whether each local follower may still follow ``topic``; drop those who may not."""
         for connection in tuple(self.members.get(topic, ())):
             await connection.recheck_access(topic)
 
+    async def recheck_followed_local(self, topic: str) -> None:
+        """For each local follower of ``topic``, ask again about every topic it follows (sorted)."""
+        for connection in tuple(self.members.get(topic, ())):
+            for followed in sorted(connection.topics):
+                if not connection.closed and followed in connection.topics:
+                    await connection.recheck_access(followed)
+
     async def _refresh_groups(self) -> None:
+        """Check the layer every ``LAYER_CHECK_INTERVAL`` seconds, and renew every group hourly."""
+        renew_at = time.monotonic() + GROUP_REFRESH_SECONDS
         while True:
-            await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            started = time.monotonic()
-            for topic in list(self.members):
-                try:
-                    await self._layer_call(self.layer.group_add(group_name(topic), self.channel))
-                except Exception:
-                    logger.warning("channelbus: could not refresh layer group of %s", topic, exc_info=True)
-            logger.debug(
-                "channelbus: refreshed %d groups in %.3fs", len(self.members), time.monotonic() - started
+            interval = settings.LAYER_CHECK_INTERVAL
+            await asyncio.sleep(max(0.0, min(interval or GROUP_REFRESH_SECONDS, renew_at - time.monotonic())))
+            if interval:
+                await self.check_layer()
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + GROUP_REFRESH_SECONDS
+                with contextlib.suppress(DeliveryFailed):  # logged; the next renewal or check tries again
+                    await self._rejoin_groups("renewed")
+
+    async def check_layer(self) -> None:
+        """One cheap look at the channel layer (every ``LAYER_CHECK_INTERVAL`` seconds per process).
+
+        With ``RedisChannelLayer`` it renews this hub's sentinel key (one ``EXPIRE`` per Redis host);
+        when the key is gone, Redis lost this process's group memberships (restarted empty, flushed,
+        evicted): every group is added again at once, with a WARNING. Other layers get a message to
+        the hub's own channel. A check that fails or takes over ``CHECK_TIMEOUT`` seconds counts
+        as a layer failure; the first check that passes after failures logs at INFO that delivery
+        resumed (:class:`~channelbus.transport.layer_health.LayerHealth`).
+        """
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                lost = await self._probe_layer()
+            if lost:
+                self.health.lost_groups(len(self.members))
+                self._rejoin_due = True
+            rejoined = self._rejoin_due
+            if rejoined:  # until every group is back, even if Redis went away again meanwhile
+                await self._rejoin_groups("added again")
+                self._rejoin_due = False
+        except Exception as exc:
+            if not isinstance(exc, DeliveryFailed):  # a DeliveryFailed was counted by _layer_call
+                self.health.failed("check", exc)
+            if keeps_groups_in_redis(self.layer):
+                with contextlib.suppress(Exception):
+                    await drop_idle_connections(self.layer)
+            return
+        self.health.recovered(f" ({len(self.members)} groups added again)" if rejoined else "")
+
+    async def _probe_layer(self) -> bool:
+        """Reach the layer once; True when Redis lost this hub's groups (its sentinel key is gone)."""
+        layer = self.layer
+        if not keeps_groups_in_redis(layer):
+            await layer.send(self.channel, {"type": PROBE_EVENT})
+            return False
+        if await renew_sentinel(layer, sentinel_key(layer, self.channel), self._sentinel_ttl()):
+            return False
+        # Placed before the groups are added again: a restart in the middle is found by the next check.
+        await self._place_sentinel()
+        return True
+
+    def _sentinel_ttl(self) -> int:
+        return sentinel_ttl(settings.LAYER_CHECK_INTERVAL or 1.0)
+
+    async def _place_sentinel(self) -> None:
+        """With ``RedisChannelLayer``, write this hub's sentinel key (see :meth:`check_layer`)."""
+        if keeps_groups_in_redis(self.layer):
+            await place_sentinel(self.layer, sentinel_key(self.layer, self.channel), self._sentinel_ttl())
+
+    async def _rejoin_groups(self, done: str) -> None:
+        """``group_add`` for every topic with local followers, ``MAX_GROUP_CALLS`` at a time.
+
+        Raises :class:`DeliveryFailed` (after trying them all) when any failed.
+        """
+        started = time.monotonic()
+        topics = list(self.members)
+        results = await asyncio.gather(
+            *(self._layer_call(self.layer.group_add(group_name(topic), self.channel)) for topic in topics),
+            return_exceptions=True,
+        )
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            logger.warning(
+                "channelbus: %d of %d layer groups could not be %s", len(failed), len(topics), done
             )
+            raise failed[0]
+        logger.debug("channelbus: %s %d groups in %.3fs", done, len(topics), time.monotonic() - started)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}

@@ -1,6 +1,6 @@
-"""The demo's settings with ``CHANNELBUS["RAW_FRAMES"] = False``."""
+"""The raw-frame tests' settings with ``CHANNELBUS["RAW_FRAMES"] = False``."""
 
-from demo_site.settings import *  # noqa: F403
-from demo_site.settings import CHANNELBUS
+from tests.fastapp.settings import *  # noqa: F403
+from tests.fastapp.settings import CHANNELBUS
 
 CHANNELBUS = {**CHANNELBUS, "RAW_FRAMES": False}

@@ -37,18 +37,14 @@ class FakeEndpoint:
         self.closed = closed
         self.sending = sending
         self.raw = raw
-        self.pushed = []
-        self.frames = []
+        self.offered = []
         self.closes = []
         self.rechecks = []
         self.threads = []
 
-    async def push(self, event):
-        self.pushed.append(event)
-
-    async def send_frame(self, text):
+    def offer(self, text, volatile=False):
         self.threads.append(threading.get_ident())
-        self.frames.append(text)
+        self.offered.append((text, volatile) if volatile else text)
 
     async def close(self, code, reason=""):
         self.closes.append((code, reason))
@@ -171,17 +167,17 @@ async def test_detach_forgets_the_connection_and_its_memberships(hub):
 # ------------------------------------------------------------------------------ delivery
 
 
-async def test_deliver_gives_every_follower_the_same_event_and_skips_excluded_and_closed(hub):
+async def test_deliver_offers_every_follower_the_same_text_and_skips_excluded_and_closed(hub):
     a, b, c = attached(hub, "a", "b", "c")
     closed = FakeEndpoint("closed", closed=True)
     hub.attach(closed)
     for endpoint in (a, b, c, closed):
         await hub.join(endpoint, "t:1")
     await hub.deliver("t:1", '{"t":"x"}', exclude=hub.address(b))
-    assert a.pushed == c.pushed == [{"type": "websocket.send", "text": '{"t":"x"}'}]
-    assert a.pushed[0] is c.pushed[0]  # built once for all followers
-    assert b.pushed == []
-    assert closed.pushed == []
+    assert a.offered == c.offered == ['{"t":"x"}']
+    assert a.offered[0] is c.offered[0]  # encoded once for all followers
+    assert b.offered == []
+    assert closed.offered == []
     assert hub.asgi_frames == 2
     assert hub.raw_frames == 0
 
@@ -190,7 +186,7 @@ async def test_deliver_to_a_topic_nobody_follows_does_nothing(hub):
     (a,) = attached(hub, "a")
     await hub.join(a, "t:1")
     await hub.deliver("t:other", "x")
-    assert a.pushed == []
+    assert a.offered == []
     assert hub.asgi_frames == 0
 
 
@@ -206,10 +202,10 @@ async def test_deliver_writes_one_prebuilt_frame_to_raw_sockets_not_busy_sending
     await hub.deliver("t:1", "hello")
     assert raw_a.transport.written == raw_b.transport.written == [text_frame("hello")]
     assert raw_a.transport.written[0] is raw_b.transport.written[0]  # framed once
-    assert a.pushed == b.pushed == []
+    assert a.offered == b.offered == []
     assert raw_busy.transport.written == []
     assert paused.raw.transport.written == []
-    assert busy.pushed == paused.pushed == [{"type": "websocket.send", "text": "hello"}]
+    assert busy.offered == paused.offered == ["hello"]
     assert hub.raw_frames == 2
     assert hub.asgi_frames == 2
 
@@ -219,24 +215,24 @@ async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
     for endpoint in (a, b):
         await hub.join(endpoint, "t:1")
     await hub.send_to_topic("t:1", "x", exclude=hub.address(a))
-    assert a.pushed == []
-    assert b.pushed == [{"type": "websocket.send", "text": "x"}]
+    assert a.offered == []
+    assert b.offered == ["x"]
 
 
 async def test_send_to_address_reaches_a_local_connection(hub):
     a, b = attached(hub, "a", "b")
     await hub.send_to_address(hub.address(a), "for a")
-    assert a.frames == ["for a"]
-    assert b.frames == []
+    assert a.offered == ["for a"]
+    assert b.offered == []
     await hub.send_to_address("local|gone", "for nobody")  # a connection that has gone: nothing
-    assert a.frames == ["for a"]
-    assert b.frames == []
+    assert a.offered == ["for a"]
+    assert b.offered == []
 
 
 async def test_without_a_shared_layer_any_channel_is_this_process(hub):
     (a,) = attached(hub, "a")
     await hub.send_to_address("channelbus.hub.elsewhere!x|a", "x")
-    assert a.frames == ["x"]
+    assert a.offered == ["x"]
 
 
 async def test_close_connection_closes_a_local_connection(hub):
@@ -295,7 +291,7 @@ async def test_a_send_on_another_loop_is_made_by_the_serving_hub_on_its_loop(oth
     here = Hub(asyncio.get_running_loop())  # a worker thread's hub, no sockets
     assert here.serving_hub() is serving
     await here.send_to_address("local|a", "from elsewhere")
-    assert endpoint.frames == ["from elsewhere"]
+    assert endpoint.offered == ["from elsewhere"]
     assert endpoint.threads == [thread.ident]  # sent on the serving hub's loop
 
 
@@ -318,13 +314,18 @@ async def test_handle_routes_the_four_layer_events(hub):
     for endpoint in (a, b):
         await hub.join(endpoint, "t:1")
     await hub._handle({"type": TOPIC_EVENT, "topic": "t:1", "text": "all", "exclude": hub.address(b)})
-    assert a.pushed == [{"type": "websocket.send", "text": "all"}]
-    assert b.pushed == []
+    assert a.offered == ["all"]
+    assert b.offered == []
     await hub._handle({"type": DIRECT_EVENT, "connection": "b", "text": "only b"})
-    assert b.frames == ["only b"]
-    assert a.frames == []
+    assert b.offered == ["only b"]
+    assert a.offered == ["all"]
+    await hub._handle({"type": TOPIC_EVENT, "topic": "t:1", "text": "cursor", "volatile": True})
+    await hub._handle({"type": DIRECT_EVENT, "connection": "b", "text": "cursor b", "volatile": True})
+    assert a.offered == ["all", ("cursor", True)]
+    assert b.offered == ["only b", ("cursor", True), ("cursor b", True)]
     await hub._handle({"type": CLOSE_EVENT, "connection": "a", "code": 4429, "reason": "flood"})
     await hub._handle({"type": CLOSE_EVENT, "connection": "b"})
+    await asyncio.sleep(0)  # closes run in the background: the reader never waits for one socket
     assert a.closes == [(4429, "flood")]
     assert b.closes == [(CloseCode.FORBIDDEN, "")]
     await hub._handle({"type": RECHECK_EVENT, "topic": "t:1"})
@@ -335,7 +336,7 @@ async def test_handle_ignores_events_for_connections_that_have_gone(hub):
     (a,) = attached(hub, "a")
     await hub._handle({"type": DIRECT_EVENT, "connection": "gone", "text": "x"})
     await hub._handle({"type": CLOSE_EVENT, "connection": "gone", "code": 4403, "reason": ""})
-    assert a.frames == []
+    assert a.offered == []
     assert a.closes == []
 
 
@@ -348,7 +349,7 @@ async def test_handle_ignores_unknown_events_with_a_warning(hub, caplog, event):
     records = [r for r in caplog.records if r.name == "channelbus"]
     assert [r.levelno for r in records] == [logging.WARNING]
     assert records[0].getMessage() == f"channelbus: ignored unknown channel-layer message {event!r}"
-    assert a.pushed == a.frames == a.closes == a.rechecks == []
+    assert a.offered == a.closes == a.rechecks == []
 
 
 # ------------------------------------------------------------------------------ group names
@@ -368,3 +369,47 @@ def test_group_name_is_valid_for_every_layer(topic):
     name = group_name(topic)
     assert InMemoryChannelLayer().require_valid_group_name(name) is True
     assert len(name) < 100  # channels' limit, which channels_redis shares
+
+
+# ------------------------------------------------------------------------------ closing a topic's followers
+
+
+class RecordingLayer:
+    """A shared channel layer that records what the hub sends to groups."""
+
+    def __init__(self):
+        self.group_sends = []
+
+    async def group_send(self, group, event):
+        self.group_sends.append((group, event))
+
+
+async def test_close_topic_closes_each_local_follower_in_the_background(hub):
+    a, b, c = attached(hub, "a", "b", "c")
+    for endpoint in (a, b):
+        await hub.join(endpoint, "user:1")
+    await hub.join(c, "user:2")
+    await hub.close_topic("user:1", CloseCode.NOT_SIGNED_IN, "Password changed.")
+    await asyncio.sleep(0)  # the closes run as tasks: no socket is waited for
+    assert a.closes == b.closes == [(4401, "Password changed.")]
+    assert c.closes == []
+    await hub.close_topic("user:nobody", 4401, "")
+    await asyncio.sleep(0)
+    assert c.closes == []
+
+
+async def test_close_topic_with_a_shared_layer_is_one_group_send_handled_by_each_hub(hub):
+    from channelbus.transport.hub import CLOSE_TOPIC_EVENT
+
+    (a,) = attached(hub, "a")
+    await hub.join(a, "user:1")
+    layer = hub.layer = RecordingLayer()
+    await hub.close_topic("user:1", 4401, "Signed out.")
+    event = {"type": CLOSE_TOPIC_EVENT, "topic": "user:1", "code": 4401, "reason": "Signed out."}
+    assert layer.group_sends == [(group_name("user:1"), event)]
+    await asyncio.sleep(0)
+    assert a.closes == []  # the reader of each process's hub closes its own followers
+    await hub._handle(event)
+    await asyncio.sleep(0)
+    assert a.closes == [(4401, "Signed out.")]
+    hub.layer = None

@@ -1,19 +1,15 @@
 """Raw frames (channelbus.transport.raw_frames): published frames written pre-built to uvicorn's transports.
 
 The end-to-end tests run the demo (with ``tests.fastapp``) under a real uvicorn and read the
-sockets with a minimal client of their own, so they see every frame in the order it came off
-the wire, can stop reading to make the server's flow control pause, and see what follows a
-close frame.
+sockets with a minimal client of their own (``tests/rawws.py``), so they see every frame in the
+order it came off the wire and what follows a close frame. What happens to a socket that stops
+reading is in ``tests/system/test_slow_clients.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import socket
 import struct
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,117 +18,7 @@ import pytest
 from channelbus.client import fetch_cookies
 from channelbus.transport import Hub
 from channelbus.transport.raw_frames import RawSocket, raw_socket, text_frame
-from tests.servers import ROOT, demo_server
-from tests.waiting import wait_for
-
-# ------------------------------------------------------------------------------ a minimal client
-
-
-class RawClient:
-    """A WebSocket client on asyncio streams: every frame in wire order, reading only when asked."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.ids = 0
-
-    @classmethod
-    async def connect(cls, address: str, cookies: dict[str, str], rcvbuf: int | None = None) -> RawClient:
-        """Open ``ws://address/ws/`` with the session cookie; ``rcvbuf`` shrinks the socket's buffer."""
-        host, port = address.split(":")
-        sock = socket.socket()
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=2**16)
-        key = base64.b64encode(os.urandom(16)).decode()
-        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        writer.write(
-            f"GET /ws/ HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Protocol: channelbus.v1\r\nOrigin: http://{address}\r\n"
-            f"Cookie: {cookie}\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101"), head
-        assert b"sec-websocket-extensions" not in head.lower()
-        return cls(reader, writer)
-
-    def send(self, type_name: str, payload: Any = None, i: str | None = None) -> None:
-        """Send one envelope as a masked text frame."""
-        envelope: dict[str, Any] = {"t": type_name, "p": payload}
-        if i is not None:
-            envelope["i"] = i
-        data = orjson.dumps(envelope)
-        mask = os.urandom(4)
-        n = len(data)
-        if n < 126:
-            head = struct.pack("!BB", 0x81, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-        self.writer.write(head + mask + bytes(b ^ mask[k % 4] for k, b in enumerate(data)))
-
-    def request(self, type_name: str, payload: Any = None) -> str:
-        """Send a request; returns its trace id."""
-        self.ids += 1
-        i = f"r{self.ids}"
-        self.send(type_name, payload, i)
-        return i
-
-    async def frame(self, timeout: float = 10.0) -> tuple[int, bytes]:
-        """The next frame as (opcode, payload); pings are skipped."""
-        async with asyncio.timeout(timeout):
-            while True:
-                b0, b1 = await self.reader.readexactly(2)
-                assert b0 & 0x80, "a fragmented frame"
-                assert not b1 & 0x80, "a masked server frame"
-                n = b1 & 0x7F
-                if n == 126:
-                    (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-                elif n == 127:
-                    (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-                payload = await self.reader.readexactly(n)
-                if b0 & 0x0F != 0x9:
-                    return b0 & 0x0F, payload
-
-    async def message(self, timeout: float = 10.0) -> dict[str, Any]:
-        """The next text frame, decoded."""
-        opcode, payload = await self.frame(timeout)
-        assert opcode == 0x1, (opcode, payload)
-        return orjson.loads(payload)
-
-    async def reply(self, i: str) -> dict[str, Any]:
-        """Read until the terminal reply to ``i``; fails on any other frame."""
-        frame = await self.message()
-        assert frame.get("i") == i, frame
-        assert frame.get("s") == "s", frame
-        return frame
-
-    async def subscribe(self, topic: str) -> None:
-        """Follow ``topic`` and wait for the reply."""
-        reply = await self.reply(self.request("topic.subscribe", {"topic": topic}))
-        assert reply["p"]["topic"] == topic
-
-    async def stats(self) -> dict[str, Any]:
-        """``fp.stats``: whether this socket takes raw frames, and the hub's counters."""
-        return (await self.reply(self.request("fp.stats")))["p"]
-
-    def close(self) -> None:
-        """Drop the connection."""
-        self.writer.close()
-
-
-# ------------------------------------------------------------------------------ servers
-
-
-def uvicorn_demo(tmp: Path, ws: str = "auto", settings: str = "demo_site.settings") -> Any:
-    """The demo with ``tests.fastapp`` under ``uvicorn --ws <ws>``: a context manager yielding the address."""
-    env = {"DEMO_EXTRA_APPS": "tests.fastapp", "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": settings}
-    command = ("-m", "uvicorn", "demo_site.asgi:application", "--ws", ws, "--lifespan", "off")
-    return demo_server(tmp, env, command=command)
+from tests.rawws import check_tick, clients, uvicorn_demo
 
 
 @pytest.fixture(scope="module")
@@ -152,24 +38,6 @@ def fallback_server(request, tmp_path_factory):
         manager = uvicorn_demo(tmp, settings="tests.fastapp.settings_raw_off")
     with manager as address:
         yield address
-
-
-async def clients(address: str, n: int, rcvbuf: int | None = None) -> list[RawClient]:
-    """``n`` clients, each with a guest session of its own."""
-    result = []
-    for _ in range(n):
-        cookies = await asyncio.to_thread(fetch_cookies, f"http://{address}/")
-        result.append(await RawClient.connect(address, cookies, rcvbuf))
-    return result
-
-
-def check_tick(frame: dict[str, Any], topic: str, k: int, by: str = "", size: int = 0) -> None:
-    """``frame`` is tick ``k`` of ``by``, published to ``topic``, with its padding intact."""
-    assert frame["t"] == "fp.tick", frame.get("t")
-    assert frame["c"] == topic, frame.get("t")
-    assert frame["p"]["k"] == k
-    assert frame["p"]["by"] == by
-    assert frame["p"]["pad"] == "x" * size
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -228,63 +96,6 @@ async def test_published_and_direct_frames_keep_their_order(server):
     assert raw > 0
     sender.close()
     other.close()
-
-
-async def test_a_reader_that_stops_reading_loses_nothing(server):
-    """A paused socket (flow control) gets the ASGI send, in order, and the others are not hurt."""
-    topic = "fp.t:stall"
-    (stalled,) = await clients(server, 1, rcvbuf=4096)
-    reader, p1, p2 = await clients(server, 3)
-    for client in (stalled, reader):
-        await client.subscribe(topic)
-    before = await reader.stats()
-    count, size = 60, 100_000  # 12 MB to each subscriber: more than the kernel's buffers hold
-    bursts = [
-        (p, p.request("fp.burst", {"topic": topic, "count": count, "size": size, "by": p_name}))
-        for p, p_name in ((p1, "p1"), (p2, "p2"))
-    ]
-
-    read_by_reader = [0]
-
-    async def read_all(client: RawClient, progress: list[int] | None = None) -> None:
-        seen = {"p1": 0, "p2": 0}
-        for _ in range(2 * count):
-            frame = await client.message()
-            by = frame["p"]["by"]
-            check_tick(frame, topic, seen[by], by, size)
-            seen[by] += 1
-            if progress is not None:
-                progress[0] += 1
-
-    reading = asyncio.ensure_future(read_all(reader, read_by_reader))
-    # The server fills the stalled socket until its transport pauses; then the publishers wait for the
-    # stalled socket and the reader gets no more ticks. Wait for that: ticks read, then none for 0.3 s
-    # (the window that shows nothing more comes), while ticks are still missing.
-    loop = asyncio.get_running_loop()
-    last_seen = {"count": -1, "at": 0.0}
-
-    def reader_held_back() -> bool:
-        if reading.done():
-            reading.result()  # raises what went wrong in the reader, if anything
-            raise AssertionError("the reader got every tick while the stalled socket read nothing")
-        if read_by_reader[0] != last_seen["count"]:
-            last_seen.update(count=read_by_reader[0], at=loop.time())
-        return read_by_reader[0] > 0 and loop.time() - last_seen["at"] >= 0.3
-
-    await wait_for(reader_held_back, timeout=10, what="the reader held back by the stalled socket")
-    assert 0 < read_by_reader[0] < 2 * count
-    assert not reading.done()
-    await asyncio.gather(read_all(stalled), reading)
-    for publisher, i in bursts:
-        assert (await publisher.reply(i))["p"] == {"count": count}
-    after = await reader.stats()
-    raw = after["raw_frames"] - before["raw_frames"]
-    asgi = after["asgi_frames"] - before["asgi_frames"]
-    assert raw + asgi == 2 * 2 * count
-    assert asgi > 0, "the stalled socket never made the hub fall back to the ASGI send"
-    assert raw > 0
-    for client in (stalled, reader, p1, p2):
-        client.close()
 
 
 async def test_nothing_is_written_after_the_server_closes_a_socket(server):
@@ -481,10 +292,10 @@ class FakeConnection:
         self.raw = raw
         self.sending = sending
         self.topics: set[str] = set()
-        self.pushed: list[dict[str, Any]] = []
+        self.offered: list[str] = []
 
-    async def push(self, event: dict[str, Any]) -> None:
-        self.pushed.append(event)
+    def offer(self, text: str, volatile: bool = False) -> None:
+        self.offered.append(text)
 
 
 async def test_the_hub_never_writes_past_a_send_in_progress():
@@ -497,13 +308,12 @@ async def test_the_hub_never_writes_past_a_send_in_progress():
     for connection in (idle, busy, plain):
         await hub.join(connection, "t")  # type: ignore[arg-type]
     await hub.deliver("t", '{"t":"x"}')
-    event = {"type": "websocket.send", "text": '{"t":"x"}'}
     assert transport_a.written == [text_frame('{"t":"x"}')]
-    assert idle.pushed == []
+    assert idle.offered == []
     assert transport_b.written == []
-    assert busy.pushed == [event]
-    assert plain.pushed == [event]
+    assert busy.offered == ['{"t":"x"}']
+    assert plain.offered == ['{"t":"x"}']
     assert (hub.raw_frames, hub.asgi_frames) == (1, 2)
     await hub.deliver("t", '{"t":"y"}', exclude="local|a")
     assert len(transport_a.written) == 1
-    assert len(busy.pushed) == 2
+    assert len(busy.offered) == 2
