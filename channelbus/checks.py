@@ -52,6 +52,13 @@ _POSITIVE_INT = (
     "CLIENT_ERROR_LOG_INTERVAL",
 )
 
+#: Limits that None turns off.
+_POSITIVE_INT_OR_NONE = ("MAX_CONNECTIONS_PER_USER", "MAX_CONNECTIONS_PER_ADDRESS")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
@@ -68,9 +75,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         )
     for key in _POSITIVE_INT:
         value = user.get(key, DEFAULTS[key])
-        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if not _positive_int(value):
             errors.append(
                 Error(f"CHANNELBUS[{key!r}] must be a positive integer, not {value!r}.", id="channelbus.E003")
+            )
+    for key in _POSITIVE_INT_OR_NONE:
+        value = user.get(key, DEFAULTS[key])
+        if value is not None and not _positive_int(value):
+            errors.append(
+                Error(
+                    f"CHANNELBUS[{key!r}] must be a positive integer or None, not {value!r}.",
+                    id="channelbus.E003",
+                )
             )
     rate = user.get("RATE_LIMIT", DEFAULTS["RATE_LIMIT"])
     if rate is not None and not (isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0):

@@ -37,6 +37,17 @@ def test_bad_values():
     assert ids(check_settings()) == ["channelbus.E003"] * 3
 
 
+@pytest.mark.parametrize("key", ["MAX_CONNECTIONS_PER_USER", "MAX_CONNECTIONS_PER_ADDRESS"])
+def test_connection_limits_are_positive_integers_or_none(key):
+    for good in (None, 1, 500):
+        with override_settings(CHANNELBUS={key: good}):
+            assert check_settings() == []
+    for bad in (0, -1, 2.5, True, "50"):
+        with override_settings(CHANNELBUS={key: bad}):
+            [error] = check_settings()
+        assert error.msg == f"CHANNELBUS[{key!r}] must be a positive integer or None, not {bad!r}."
+
+
 @pytest.mark.parametrize(
     "value", [None, [], ["https://app.example.com"], ("http://localhost:8000", "https://[::1]:8443")]
 )
