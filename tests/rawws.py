@@ -58,15 +58,18 @@ class RawClient:
         envelope: dict[str, Any] = {"t": type_name, "p": payload}
         if i is not None:
             envelope["i"] = i
-        data = orjson.dumps(envelope)
+        self.send_frame(0x1, orjson.dumps(envelope))
+
+    def send_frame(self, opcode: int, data: bytes) -> None:
+        """Send one masked frame (a client's frames are masked, RFC 6455 5.3)."""
         mask = os.urandom(4)
         n = len(data)
         if n < 126:
-            head = struct.pack("!BB", 0x81, 0x80 | n)
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
         elif n < 65536:
-            head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
-            head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
         self.writer.write(head + mask + bytes(b ^ mask[k % 4] for k, b in enumerate(data)))
 
     def request(self, type_name: str, payload: Any = None) -> str:
@@ -77,7 +80,7 @@ class RawClient:
         return i
 
     async def frame(self, timeout: float = 10.0) -> tuple[int, bytes]:
-        """The next frame as (opcode, payload); pings are skipped."""
+        """The next frame as (opcode, payload); pings are answered and skipped."""
         async with asyncio.timeout(timeout):
             while True:
                 b0, b1 = await self.reader.readexactly(2)
@@ -91,6 +94,7 @@ class RawClient:
                 payload = await self.reader.readexactly(n)
                 if b0 & 0x0F != 0x9:
                     return b0 & 0x0F, payload
+                self.send_frame(0xA, payload)  # pong, or uvicorn closes the socket after its ping timeout
 
     async def message(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next text frame, decoded."""
@@ -112,7 +116,11 @@ class RawClient:
 
     async def stats(self) -> dict[str, Any]:
         """``fp.stats``: whether this socket takes raw frames, and the hub's counters."""
-        return (await self.reply(self.request("fp.stats")))["p"]
+        return await self.stats_of("")
+
+    async def stats_of(self, connection_id: str) -> dict[str, Any]:
+        """``fp.stats`` with the outbox of connection ``connection_id`` (``"of"``: None once it is gone)."""
+        return (await self.reply(self.request("fp.stats", {"of": connection_id})))["p"]
 
     def close(self) -> None:
         """Drop the connection."""

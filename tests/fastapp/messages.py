@@ -1,5 +1,9 @@
 """Messages that publish bursts, mix them with direct sends, close, and report the hub's counters."""
 
+import asyncio
+import os
+import time
+
 from pydantic import BaseModel, Field
 
 from channelbus import Message, apublish, incoming, outgoing
@@ -12,6 +16,7 @@ class TickSchema(BaseModel):
     k: int
     by: str = ""
     pad: str = ""
+    at: float = 0.0  # time.time() when it was published
 
 
 @outgoing.register
@@ -44,6 +49,8 @@ class BurstSchema(BaseModel):
     size: int = Field(default=0, ge=0, le=1_000_000)
     tocks: bool = False
     by: str = ""
+    every: float = Field(default=0.0, ge=0, le=10)  # seconds between two ticks
+    until_slow: str = ""  # stop once this connection's outbox is over its limit (or it is gone)
 
 
 @incoming.register
@@ -58,8 +65,13 @@ class Burst(Message):
         """Publish, interleaved with direct sends on the sender's own socket."""
         data, connection = self.data, self.meta.connection
         pad = "x" * data.size
+        hub = get_hub()
         for k in range(data.count):
-            await apublish(Tick(k=k, by=data.by, pad=pad), to=data.topic)
+            if data.every and k:
+                await asyncio.sleep(data.every)
+            if data.until_slow and _slow_or_gone(hub, data.until_slow):
+                return {"count": k}
+            await apublish(Tick(k=k, by=data.by, pad=pad, at=time.time()), to=data.topic)
             if data.tocks:
                 await connection.send_message(Tock(k=k))
         return {"count": data.count}
@@ -90,17 +102,45 @@ class CloseMidway(Message):
             await apublish(Tick(k=k, by="close"), to=data.topic)
 
 
+class StatsSchema(BaseModel):
+    """``of``: a connection id to report on (its outbox), besides the hub's counters."""
+
+    of: str = ""
+
+
 @incoming.register
 class Stats(Message):
-    """``fp.stats``: whether this socket takes raw frames, and the hub's delivery counters."""
+    """``fp.stats``: whether this socket takes raw frames, the hub's counters and the process's RSS."""
 
     name = "fp.stats"
+    schema = StatsSchema
 
     async def handle(self):
         """The counters of this process's hub."""
         hub = get_hub()
+        of = hub.connections.get(self.data.of)
+        box = getattr(of, "_outbox", None)
         return {
+            "id": self.meta.connection.connection_id,
+            "now": asyncio.get_running_loop().time(),
+            "of": None
+            if of is None
+            else {"slow_since": getattr(box, "slow_since", None), "closed": of.closed},
             "raw": self.meta.connection.raw is not None,
             "raw_frames": hub.raw_frames,
             "asgi_frames": hub.asgi_frames,
+            "connections": len(hub.connections),
+            "rss": _rss(),
         }
+
+
+def _slow_or_gone(hub, connection_id: str) -> bool:
+    connection = hub.connections.get(connection_id)
+    box = getattr(connection, "_outbox", None)
+    return connection is None or connection.closed or getattr(box, "slow_since", None) is not None
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

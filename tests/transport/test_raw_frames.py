@@ -139,7 +139,7 @@ async def test_compressed_sockets_get_the_asgi_send(server):
             return orjson.loads(await compressed.recv())
 
         assert (await ask("topic.subscribe", {"topic": topic}))["s"] == "s"
-        assert (await ask("fp.stats"))["p"]["raw"] is False
+        assert (await ask("fp.stats", {}))["p"]["raw"] is False
         await plain.subscribe(topic)
         before = await plain.stats()
         count = 20
