@@ -50,6 +50,8 @@ _POSITIVE_INT = (
     "ACTIVITY_INTERVAL",
     "CLIENT_ERROR_LOG_LINES",
     "CLIENT_ERROR_LOG_INTERVAL",
+    "OUTBOX_MAX_FRAMES",
+    "OUTBOX_MAX_BYTES",
 )
 
 #: Limits that None turns off.
@@ -93,6 +95,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         errors.append(
             Error(
                 f"CHANNELBUS['RATE_LIMIT'] must be a positive number or None, not {rate!r}.",
+                id="channelbus.E003",
+            )
+        )
+    grace = user.get("SLOW_CLIENT_GRACE", DEFAULTS["SLOW_CLIENT_GRACE"])
+    if not (isinstance(grace, int | float) and not isinstance(grace, bool) and grace > 0):
+        errors.append(
+            Error(
+                f"CHANNELBUS['SLOW_CLIENT_GRACE'] must be a positive number of seconds, not {grace!r}.",
                 id="channelbus.E003",
             )
         )

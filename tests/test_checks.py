@@ -48,6 +48,28 @@ def test_connection_limits_are_positive_integers_or_none(key):
         assert error.msg == f"CHANNELBUS[{key!r}] must be a positive integer or None, not {bad!r}."
 
 
+@pytest.mark.parametrize("key", ["OUTBOX_MAX_FRAMES", "OUTBOX_MAX_BYTES"])
+def test_outbox_limits_are_positive_integers(key):
+    with override_settings(CHANNELBUS={key: 10}):
+        assert check_settings() == []
+    for bad in (0, None, 2.5, True):
+        with override_settings(CHANNELBUS={key: bad}):
+            [error] = check_settings()
+        assert error.msg == f"CHANNELBUS[{key!r}] must be a positive integer, not {bad!r}."
+
+
+def test_slow_client_grace_is_a_positive_number():
+    for good in (0.5, 5):
+        with override_settings(CHANNELBUS={"SLOW_CLIENT_GRACE": good}):
+            assert check_settings() == []
+    for bad in (0, -1, None, True, "5"):
+        with override_settings(CHANNELBUS={"SLOW_CLIENT_GRACE": bad}):
+            [error] = check_settings()
+        assert (
+            error.msg == f"CHANNELBUS['SLOW_CLIENT_GRACE'] must be a positive number of seconds, not {bad!r}."
+        )
+
+
 @pytest.mark.parametrize(
     "value", [None, [], ["https://app.example.com"], ("http://localhost:8000", "https://[::1]:8443")]
 )
