@@ -25,6 +25,7 @@ class ChannelbusConfig(AppConfig):
         from . import checks, jobs  # noqa: F401
         from .jobs import tracking  # noqa: F401
         from .messages import control, dom  # noqa: F401
+        from .publishing import closing  # noqa: F401  (closes a user's sockets on sign-out, password change)
         from .topics import control as topic_control  # noqa: F401
 
         autodiscover_modules("topics")

@@ -5,10 +5,13 @@
     (``{"url": "/ws/", "token": null}``) and the ``<script>`` tag of ``channelbus/channelbus.js``.
     ``topics=`` (a list, or a comma-separated string of topic names; Topic objects, users and
     model instances work in a list too) puts a signed topic token into ``token``: the connection
-    joins those topics without a permission check, so name only what this page's user may see::
+    joins those topics without a permission check, so name only what this page's user may see.
+    The token is bound to ``request.user`` of the context (or ``user=``): on another user's
+    connection it joins nothing. ``public=True`` makes a token anyone may use::
 
         {% channelbus_client topics="chat.room:lobby,broadcast" %}
         {% channelbus_client topics=page_topics %}
+        {% channelbus_client topics="news" public=True %}
 
 ``{% channelbus_bind "chat.send" event="submit" payload=... reset=True %}``
     The attributes ``data-bus-type="chat.send" data-bus-event="submit"`` (escaped) for a form
@@ -59,22 +62,38 @@ def _topic_names(topics: Any) -> list[Any]:
     return [name for name in names if name != ""]
 
 
-def client_config(topics: Any = None) -> dict[str, Any]:
+def client_config(topics: Any = None, *, user: Any = None, public: bool = False) -> dict[str, Any]:
     """The configuration the browser client reads: ``url`` (the WebSocket path) and ``token``
-    (a signed topic token for ``topics``, or None when there are none)."""
+    (a signed topic token for ``topics``, bound to ``user`` unless ``public``, or None when there
+    are no topics; see :func:`~channelbus.topics.topic_token`)."""
     names = _topic_names(topics)
     return {
         "url": "/" + str(settings.URL).lstrip("/"),
-        "token": topic_token(names) if names else None,
+        "token": topic_token(names, user=user, public=public) if names else None,
     }
 
 
-@register.simple_tag
-def channelbus_client(topics: Any = None) -> SafeString:
-    """``{% channelbus_client topics=... %}``: the JSON configuration and the client's ``<script>`` tag."""
+@register.simple_tag(takes_context=True)
+def channelbus_client(
+    context: template.Context, topics: Any = None, user: Any = None, public: bool = False
+) -> SafeString:
+    """``{% channelbus_client topics=... %}``: the JSON configuration and the client's ``<script>`` tag.
+
+    A topic token is bound to ``user``, by default ``request.user`` of the context; with topics,
+    no user and not ``public=True`` it raises ``TemplateSyntaxError``.
+    """
+    if user is None:
+        user = getattr(context.get("request"), "user", None)
+    names = _topic_names(topics)
+    if names and user is None and not public:
+        raise template.TemplateSyntaxError(
+            "channelbus_client: the topic token is bound to the page's user, and the context has no "
+            "request.user (add the 'django.template.context_processors.request' context processor, "
+            "or pass user=...), or say public=True if anyone may follow these topics."
+        )
     return format_html(
         '{}\n<script src="{}" defer></script>',
-        json_script(client_config(topics), CONFIG_ELEMENT_ID),
+        json_script(client_config(names, user=user, public=public), CONFIG_ELEMENT_ID),
         static(SCRIPT_PATH),
     )
 

@@ -284,15 +284,16 @@ def test_client_tag_without_topics():
 
 @override_settings(STATIC_URL="/static/", CHANNELBUS={"URL": "bus/socket/"})
 def test_client_tag_signs_comma_separated_topics():
-    config = _config(_render('{% channelbus_client topics="test.room:lobby, broadcast," %}'))
+    config = _config(_render('{% channelbus_client topics="test.room:lobby, broadcast," public=True %}'))
     assert config["url"] == "/bus/socket/"
-    assert topics_from_token(config["token"]) == ["test.room:lobby", "broadcast"]
+    assert topics_from_token(config["token"], None) == ["test.room:lobby", "broadcast"]
 
 
 @override_settings(STATIC_URL="/static/")
 def test_client_tag_signs_a_list_of_topics_and_users(user):
-    config = _config(_render("{% channelbus_client topics=page_topics %}", page_topics=["test.room:a", user]))
-    assert topics_from_token(config["token"]) == ["test.room:a", f"user:{user.pk}"]
+    source = "{% channelbus_client topics=page_topics user=user %}"
+    config = _config(_render(source, page_topics=["test.room:a", user], user=user))
+    assert topics_from_token(config["token"], user) == ["test.room:a", f"user:{user.pk}"]
     assert _config(_render("{% channelbus_client topics=none %}", none=[]))["token"] is None
 
 

@@ -1,14 +1,19 @@
-"""Connection tokens (channelbus/server/auth.py): connection_token/user_for_token, and TokenAuthMiddleware,
-which signs a connection in from ``?token=`` or ``Authorization: Bearer`` when the session did not."""
+"""Connection tokens (channelbus/server/auth.py): connection_token/user_for_token (bound to the user's
+session auth hash, so a password change revokes them), and TokenAuthMiddleware, which signs a connection
+in from ``Authorization: Bearer``, a ``channelbus.token.<token>`` subprotocol or ``?token=`` when the
+session did not."""
 
 import time
 
 import pytest
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.test import override_settings
 
-from channelbus.server.auth import TokenAuthMiddleware, connection_token, user_for_token
+from channelbus.routing import bus_application
+from channelbus.server.auth import SUBPROTOCOL_PREFIX, TokenAuthMiddleware, connection_token, user_for_token
+from channelbus.testing import BusTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +58,9 @@ def test_a_token_of_an_inactive_or_deleted_user_names_nobody(user):
 
 @pytest.mark.parametrize("data", [{}, {"u": "not a pk"}, {"u": None}, ["u", "1"]], ids=repr)
 def test_a_signed_token_of_another_shape_names_nobody(data):
-    token = signing.dumps(data, salt="channelbus.connection-token", compress=True)
+    token = signing.TimestampSigner(salt="channelbus.connection-token", sep="~").sign_object(
+        data, compress=True
+    )
     assert user_for_token(token) is None
 
 
@@ -67,8 +74,14 @@ class Inner:
         self.users.append(scope.get("user"))
 
 
-async def call(middleware, user=None, query=b"", headers=()):
-    scope = {"type": "websocket", "path": "/ws/", "query_string": query, "headers": list(headers)}
+async def call(middleware, user=None, query=b"", headers=(), subprotocols=()):
+    scope = {
+        "type": "websocket",
+        "path": "/ws/",
+        "query_string": query,
+        "headers": list(headers),
+        "subprotocols": list(subprotocols),
+    }
     if user is not None:
         scope["user"] = user
     await middleware(scope, None, None)
@@ -114,3 +127,105 @@ async def test_without_a_valid_token_the_user_stays_as_it_was(query, headers):
     anonymous = AnonymousUser()
     await call(TokenAuthMiddleware(inner), anonymous, query=query, headers=headers)
     assert inner.users == [anonymous]
+
+
+def test_a_password_change_revokes_the_token(user, caplog):
+    token = connection_token(user)
+    user.set_password("a new one")
+    user.save()
+    with caplog.at_level("INFO", logger="channelbus"):
+        assert user_for_token(token) is None
+    assert f"refused connection token of user {user.pk}: the password changed since" in caplog.text
+    assert user_for_token(connection_token(user)) == user  # a new token works
+
+
+def test_refusals_are_logged_with_their_reason(user, caplog):
+    token, pk = connection_token(user), user.pk
+    user.is_active = False
+    user.save()
+    with caplog.at_level("INFO", logger="channelbus"):
+        assert user_for_token(token) is None
+        assert user_for_token("forged~1~x") is None
+        user.delete()
+        assert user_for_token(token) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"channelbus: refused connection token of user {pk}: the user is inactive",
+        'channelbus: refused connection token: Signature "x" does not match',
+        "channelbus: refused connection token: it names no user",
+    ]
+
+
+def test_a_token_of_channelbus_0_1_is_refused(user, caplog):
+    old = signing.dumps({"u": str(user.pk)}, salt="channelbus.connection-token", compress=True)
+    with caplog.at_level("INFO", logger="channelbus"):
+        assert user_for_token(old) is None
+    assert "refused connection token: made by channelbus 0.1; make a new one" in caplog.text
+
+
+def test_a_token_survives_a_key_rotation_while_the_old_key_is_a_fallback(user):
+    token = connection_token(user)
+    with override_settings(SECRET_KEY="the new key", SECRET_KEY_FALLBACKS=["tests-only"]):
+        assert user_for_token(token) == user
+        assert user_for_token(connection_token(user)) == user
+    with override_settings(SECRET_KEY="the new key", SECRET_KEY_FALLBACKS=[]):
+        assert user_for_token(token) is None
+
+
+def test_a_token_is_a_valid_subprotocol_name(user):
+    # RFC 6455 subprotocols are HTTP tokens (RFC 9110 tchar): a browser refuses anything else.
+    token = connection_token(user)
+    tchar = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert set(SUBPROTOCOL_PREFIX + token) <= tchar
+    assert ":" not in token
+
+
+async def test_the_middleware_signs_in_from_a_subprotocol(user):
+    inner = Inner()
+    token = await database_sync_to_async(connection_token)(user)
+    await call(
+        TokenAuthMiddleware(inner),
+        AnonymousUser(),
+        subprotocols=["channelbus.v1", SUBPROTOCOL_PREFIX + token],
+    )
+    assert inner.users == [user]
+
+
+async def test_the_bearer_header_comes_first_then_the_subprotocol_then_the_query(user):
+    from django.contrib.auth import get_user_model
+
+    users = [user] + [
+        await get_user_model().objects.acreate_user(username=n, password="x") for n in ("b", "c")
+    ]
+    tokens = [await database_sync_to_async(connection_token)(u) for u in users]
+    header = [(b"authorization", f"Bearer {tokens[0]}".encode())]
+    protocols = [SUBPROTOCOL_PREFIX + tokens[1]]
+    query = f"token={tokens[2]}".encode()
+    inner = Inner()
+    middleware = TokenAuthMiddleware(inner)
+    await call(middleware, AnonymousUser(), query, header, protocols)
+    await call(middleware, AnonymousUser(), query, (), protocols)
+    await call(middleware, AnonymousUser(), query)
+    assert inner.users == users
+
+
+async def test_an_empty_token_subprotocol_signs_in_nobody():
+    inner = Inner()
+    anonymous = AnonymousUser()
+    await call(TokenAuthMiddleware(inner), anonymous, subprotocols=["channelbus.v1", SUBPROTOCOL_PREFIX])
+    assert inner.users == [anonymous]
+
+
+async def test_over_the_whole_stack_the_server_never_chooses_the_token_subprotocol(user):
+    token = await database_sync_to_async(connection_token)(user)
+    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+    client = BusTestClient(
+        bus_application(), headers=headers, subprotocols=["channelbus.v1", SUBPROTOCOL_PREFIX + token]
+    )
+    async with client:
+        assert client.subprotocol == "channelbus.v1"
+        assert (await client.request("topic.list"))["topics"] == ["broadcast", f"user:{user.pk}"]
+    # Offered alone (no channelbus.v1), the token still signs in, and no subprotocol is chosen.
+    client = BusTestClient(bus_application(), headers=headers, subprotocols=[SUBPROTOCOL_PREFIX + token])
+    async with client:
+        assert client.subprotocol is None
+        assert (await client.request("topic.list"))["topics"] == ["broadcast", f"user:{user.pk}"]

@@ -1,23 +1,31 @@
 """The template tags of channelbus/templatetags/channelbus.py: ``{% channelbus_client %}`` (the browser
 client's JSON configuration, with a signed topic token, and its script tag) and ``{% channelbus_bind %}``
-(the escaped ``data-bus-*`` attributes)."""
+(the escaped ``data-bus-*`` attributes). A topic token is bound to the page's ``request.user``."""
 
 import datetime
 import json
 import re
 from decimal import Decimal
 from html import unescape
+from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.template import Context, Template, TemplateSyntaxError
 from django.test import override_settings
 
+from channelbus.protocol import SubscribeRefused
 from channelbus.templatetags.channelbus import CONFIG_ELEMENT_ID, SCRIPT_PATH, client_config
 from channelbus.topics.tokens import topics_from_token
 
 
 def render(source, **context):
     return Template("{% load channelbus %}" + source).render(Context(context))
+
+
+def page_of(user):
+    """The ``request`` a view renders with (Django's request context processor puts it in the context)."""
+    return SimpleNamespace(user=user)
 
 
 def config_in(html):
@@ -48,17 +56,54 @@ def test_the_url_follows_the_setting_with_one_leading_slash():
     "topics",
     ['"broadcast, test.room:lobby"', "names"],
 )
-def test_client_tag_with_topics_signs_them_into_the_token(topics):
-    html = render(f"{{% channelbus_client topics={topics} %}}", names=["broadcast", " test.room:lobby ", ""])
+def test_client_tag_with_topics_signs_them_into_the_token(topics, user):
+    html = render(
+        f"{{% channelbus_client topics={topics} %}}",
+        names=["broadcast", " test.room:lobby ", ""],
+        request=page_of(user),
+    )
     config = config_in(html)
     assert config["url"] == "/ws/"
-    assert topics_from_token(config["token"]) == ["broadcast", "test.room:lobby"]
+    assert topics_from_token(config["token"], user) == ["broadcast", "test.room:lobby"]
 
 
-@pytest.mark.django_db
 def test_users_in_the_topic_list_name_their_own_topic(user):
-    config = config_in(render("{% channelbus_client topics=names %}", names=[user]))
-    assert topics_from_token(config["token"]) == [f"user:{user.pk}"]
+    config = config_in(render("{% channelbus_client topics=names %}", names=[user], request=page_of(user)))
+    assert topics_from_token(config["token"], user) == [f"user:{user.pk}"]
+
+
+def test_the_token_is_bound_to_the_request_user(user, django_user_model):
+    bob = django_user_model.objects.create_user(username="bob", password="x")
+    token = config_in(render('{% channelbus_client topics="test.room:a" %}', request=page_of(user)))["token"]
+    assert topics_from_token(token, user) == ["test.room:a"]
+    with pytest.raises(SubscribeRefused, match="made for another user"):
+        topics_from_token(token, bob)
+    # user= names the user explicitly (and wins over the request's).
+    source = '{% channelbus_client topics="test.room:a" user=bob %}'
+    token = config_in(render(source, bob=bob, request=page_of(user)))["token"]
+    assert topics_from_token(token, bob) == ["test.room:a"]
+    # A signed-out visitor's page gets a token anyone may use.
+    token = config_in(
+        render('{% channelbus_client topics="test.room:a" %}', request=page_of(AnonymousUser()))
+    )["token"]
+    assert topics_from_token(token, bob) == ["test.room:a"]
+
+
+def test_public_true_makes_a_token_for_anyone(user):
+    token = config_in(render('{% channelbus_client topics="test.room:a" public=True %}'))["token"]
+    assert topics_from_token(token, None) == ["test.room:a"]
+    assert topics_from_token(token, user) == ["test.room:a"]
+    assert client_config("test.room:a", public=True)["token"] is not None
+
+
+def test_topics_without_a_user_and_not_public_are_refused():
+    with pytest.raises(TemplateSyntaxError) as exc:
+        render('{% channelbus_client topics="test.room:a" %}')
+    assert "the context has no request.user" in str(exc.value)
+    with pytest.raises(ValueError, match="say whom the token is for"):
+        client_config("test.room:a")
+    # Without topics nothing is signed, so nothing needs a user.
+    assert config_in(render("{% channelbus_client %}"))["token"] is None
 
 
 def test_an_empty_topic_list_gives_no_token():
@@ -68,7 +113,7 @@ def test_an_empty_topic_list_gives_no_token():
 
 def test_a_topic_of_an_unknown_kind_is_refused():
     with pytest.raises(ValueError):
-        render('{% channelbus_client topics="no.such.kind:1" %}')
+        render('{% channelbus_client topics="no.such.kind:1" public=True %}')
 
 
 def test_the_config_cannot_break_out_of_its_script_element():

@@ -187,9 +187,47 @@ async def test_publish_refuses_bad_targets_where_it_is_called():
 
 
 async def test_signed_topic_token_subscribes_without_asking(bus_client, user):
-    token = topic_token(["test.room:signed", "test.num:7"])
+    token = topic_token(["test.room:signed", "test.num:7"], user=user)
     client = await bus_client(user=user, path="/ws/", query_string=f"topics={token}")
     assert set((await client.request("topic.list"))["topics"]) >= {"test.room:signed", "test.num:7"}
+
+
+async def test_a_topic_token_of_another_user_joins_nothing_and_says_why(bus_client, user, bob, caplog):
+    # Alice's page token names her own topic; Bob presents it on his connection.
+    token = topic_token([user, "test.room:alice"], user=user)
+    with caplog.at_level("INFO", logger="channelbus"):
+        client = await bus_client(user=bob, query_string=f"topics={token}")
+        frame = await client.receive()
+    assert frame == {
+        "t": "error.subscribe",
+        "s": "f",
+        "p": {"msg": "The topic token was made for another user.", "topic": ""},
+    }
+    assert (await client.request("topic.list"))["topics"] == ["broadcast", f"user:{bob.pk}"]
+    assert "error.subscribe" in caplog.text
+    assert "The topic token was made for another user." in caplog.text
+    # Signed out, it joins nothing either (with anonymous connections allowed).
+    with override_settings(CHANNELBUS={"ALLOW_ANONYMOUS": True}):
+        client = await bus_client(query_string=f"topics={token}")
+    assert (await client.receive())["p"]["msg"] == "The topic token was made for another user."
+    assert (await client.request("topic.list"))["topics"] == ["broadcast"]
+
+
+async def test_a_topic_token_made_before_a_password_change_joins_nothing(bus_client, user):
+    token = topic_token(["test.room:before"], user=user)
+    user.set_password("changed")  # the connection's user object has the new hash
+    client = await bus_client(user=user, query_string=f"topics={token}")
+    assert (await client.receive())["p"]["msg"] == (
+        "The topic token is no longer valid: the password changed since; reload the page."
+    )
+    assert "test.room:before" not in (await client.request("topic.list"))["topics"]
+
+
+async def test_a_public_topic_token_joins_for_anyone(bus_client, user, bob):
+    token = topic_token(["test.room:public"], public=True)
+    for who in (user, bob):
+        client = await bus_client(user=who, query_string=f"topics={token}")
+        assert "test.room:public" in (await client.request("topic.list"))["topics"]
 
 
 @pytest.mark.parametrize(("token", "msg"), [("forged", "The topic token is not valid.")])
@@ -201,7 +239,7 @@ async def test_forged_topic_token_subscribes_nothing_and_says_why(bus_client, us
 
 
 async def test_expired_topic_token(bus_client, user):
-    token = topic_token(["test.room:old"])
+    token = topic_token(["test.room:old"], user=user)
     with override_settings(CHANNELBUS={"TOPIC_TOKEN_MAX_AGE": -1}):
         client = await bus_client(user=user, query_string=f"topics={token}")
     frame = await client.receive()
@@ -236,7 +274,7 @@ async def test_keys_are_normalised(bus_client, user):
 
 
 async def test_token_topics_count_toward_the_limit(bus_client, user):
-    token = topic_token([f"test.room:t{n}" for n in range(5)])
+    token = topic_token([f"test.room:t{n}" for n in range(5)], user=user)
     with override_settings(CHANNELBUS={"MAX_TOPICS_PER_CONNECTION": 3}):
         client = await bus_client(user=user, query_string=f"topics={token}")
     assert len((await client.request("topic.list"))["topics"]) == 3
@@ -278,12 +316,12 @@ async def test_a_user_is_their_user_topic_everywhere(user):
     from channelbus.topics import topic_name, topics_from_token
 
     assert topic_name(user) == f"user:{user.pk}"
-    assert topics_from_token(topic_token([user])) == [f"user:{user.pk}"]
+    assert topics_from_token(topic_token([user], user=user), user) == [f"user:{user.pk}"]
 
 
 def test_a_token_refuses_a_topic_nobody_could_publish_to():
     with pytest.raises(ValueError, match=r"topic_token\(\): no topic kind 'test\.rooom' is registered"):
-        topic_token(["test.room:a", "test.rooom:a"])
+        topic_token(["test.room:a", "test.rooom:a"], public=True)
 
 
 def test_a_failed_send_after_commit_is_logged_and_later_callbacks_still_run(transactional_db, caplog):

@@ -1,9 +1,16 @@
-"""``python manage.py runbus``: serve the project's ASGI application (HTTP and channelbus) with uvicorn."""
+"""``python manage.py runbus``: serve the project's ASGI application (HTTP and channelbus) with uvicorn.
+
+uvicorn logs each request and WebSocket handshake with its URL; runbus removes the value of a
+``token=`` query parameter (a connection token) from those lines (:class:`RedactTokens`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import os
+import re
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +114,42 @@ class Command(BaseCommand):
             ws_max_size=max(settings_max_frame() * 2, 1 << 20),
             lifespan="off",
             ws_per_message_deflate=options["ws_deflate"],
+            log_config=log_config(),
         )
+
+
+#: A ``token=`` query parameter's value in a logged URL.
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the value of every ``token=`` query parameter replaced by ``[redacted]``."""
+    return _TOKEN_IN_URL.sub(r"\1[redacted]", text)
+
+
+class RedactTokens(logging.Filter):
+    """A filter for uvicorn's loggers: the access log (``uvicorn.access``) and the WebSocket handshake
+    lines (``uvicorn.error``) name URLs, and a ``?token=`` there is a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's message and string arguments; never drops a record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = redact_tokens(record.msg)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's default logging configuration, with :class:`RedactTokens` on its two loggers."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["channelbus_redact_tokens"] = {"()": f"{__name__}.RedactTokens"}
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = config["loggers"].setdefault(name, {})
+        logger["filters"] = [*logger.get("filters", []), "channelbus_redact_tokens"]
+    return config
 
 
 #: The environment variable that tells :func:`static_application` which application to wrap.
