@@ -71,6 +71,8 @@ CHANNELBUS = {
     "RATE_LIMIT": None,
     "MAX_TOPICS_PER_CONNECTION": 100,
     "RAW_FRAMES": os.environ.get("FANOUT_RAW_FRAMES", "1") != "0",
+    # Thousands of signed-out sockets from 127.0.0.1: no cap per address (a real app keeps one).
+    "MAX_CONNECTIONS_PER_ADDRESS": None,
 }
 
 USE_TZ = True
