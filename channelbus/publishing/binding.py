@@ -151,6 +151,18 @@ class ModelBinding:
             self.message_class(action=action, pk=obj.pk, data=data), to=[instance_topic, collection_topic]
         )
 
+    @classmethod
+    def recheck_collection(cls, key: str | None = None) -> None:
+        """Ask every follower of the collection ``key`` (None: the whole model's) again whether
+        :meth:`collection_allowed` still lets them follow it; those it no longer does leave it.
+
+        Call it when what ``collection_allowed`` reads changes (a membership, say). Changes of users'
+        groups and permissions recheck every topic of their connections by themselves, collections
+        included (:func:`~channelbus.publishing.recheck.recheck_user`). Runs after the commit, as
+        :func:`~channelbus.publishing.recheck.recheck`.
+        """
+        recheck(cls.collection_kind if key is None else f"{cls.collection_kind}:{key}")
+
     def groups_collections(self) -> bool:
         """True if this binding splits its collection by :meth:`collection_key`."""
         return type(self).collection_key is not ModelBinding.collection_key

@@ -54,9 +54,9 @@ from ..protocol import (
     error_frame,
     states,
 )
+from ..publishing.recheck import check_access_again
 from ..session import ConnectionSession
 from ..topics import topic_kinds, topics_from_token
-from ..topics.access import check_access
 from ..topics.control import TopicLeft
 from ..transport import Hub, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
@@ -364,7 +364,8 @@ class BusConsumer:
     async def recheck_access(self, topic: str) -> None:
         """Ask again whether this connection's user may follow ``topic``; if not, leave it and say why."""
         try:
-            await database_sync_to_async(check_access)(topic, self.user)
+            # With its permissions read again: Django cached them on this user object at the first check.
+            await database_sync_to_async(check_access_again)(topic, self.user)
         except BusError as exc:
             await self.leave(topic)
             await self.send_message(TopicLeft(topic=topic, reason=exc.msg))

@@ -20,6 +20,7 @@ from channelbus.transport.hub import (
     CLOSE_EVENT,
     DIRECT_EVENT,
     RECHECK_EVENT,
+    RECHECK_FOLLOWED_EVENT,
     TOPIC_EVENT,
     Hub,
     get_hub,
@@ -257,6 +258,47 @@ async def test_recheck_asks_each_local_follower(hub):
     await hub.recheck_local("t:none")
     assert a.rechecks == b.rechecks == ["t:1"]
     assert c.rechecks == ["t:2"]
+
+
+async def test_recheck_followed_asks_each_follower_about_each_topic_it_follows(hub):
+    a, b, c = attached(hub, "a", "b", "c")
+    for endpoint, topics in ((a, ("user:1", "t:1", "t:2")), (b, ("user:1", "t:3")), (c, ("user:2", "t:1"))):
+        for topic in topics:
+            await hub.join(endpoint, topic)
+    await hub.recheck_followed("user:1")
+    assert a.rechecks == ["t:1", "t:2", "user:1"]
+    assert b.rechecks == ["t:3", "user:1"]
+    assert c.rechecks == []
+    await hub.recheck_followed_local("user:none")
+    assert c.rechecks == []
+
+
+async def test_recheck_followed_skips_what_an_earlier_recheck_left_or_closed(hub):
+    (a,) = attached(hub, "a")
+    for topic in ("user:1", "t:1", "t:2"):
+        await hub.join(a, topic)
+
+    async def recheck_access(topic):
+        a.rechecks.append(topic)
+        if topic == "t:1":
+            await hub.leave(a, "t:2")  # what a topic.left of another recheck did meanwhile
+
+    a.recheck_access = recheck_access
+    await hub.recheck_followed("user:1")
+    assert a.rechecks == ["t:1", "user:1"]
+    a.closed = True
+    await hub.recheck_followed("user:1")
+    assert a.rechecks == ["t:1", "user:1"]
+
+
+async def test_the_recheck_followed_event_runs_in_the_background(hub):
+    (a,) = attached(hub, "a")
+    await hub.join(a, "user:1")
+    await hub.join(a, "t:1")
+    await hub._handle({"type": RECHECK_FOLLOWED_EVENT, "topic": "user:1"})
+    assert a.rechecks == []  # the layer's reader does not wait for the database checks
+    await asyncio.sleep(0)
+    assert a.rechecks == ["t:1", "user:1"]
 
 
 # ------------------------------------------------------------------------------ the serving hub
