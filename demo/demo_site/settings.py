@@ -4,9 +4,44 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = "demo-only-not-secret"
+
+def choice(name: str, choices: tuple[str, ...]) -> str:
+    """The environment variable ``name``: one of ``choices`` (the first is the default), or refused."""
+    value = os.environ.get(name) or choices[0]
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def secret_key(path: Path) -> str:
+    """This installation's own key: read from ``path``, made (random, mode 0600) on first use.
+
+    Several processes starting at once agree on one key: each writes a file of its own and links it to
+    ``path``, which only the first link creates.
+    """
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}")
+        draft.write_text(get_random_secret_key() + "\n")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it and a new key is made.")
+    return key
+
+
+# Never committed: made per installation in demo/.secret_key (git-ignored), or DEMO_SECRET_KEY_FILE.
+SECRET_KEY = secret_key(Path(os.environ.get("DEMO_SECRET_KEY_FILE") or BASE_DIR / ".secret_key"))
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
@@ -60,7 +95,7 @@ DATABASES = {
 # The embedded default: in-process. DEMO_CHANNEL_LAYER=redis or redis-pubsub runs several
 # server processes against the Redis at REDIS_URL (docs/deployment.md).
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-_layer = os.environ.get("DEMO_CHANNEL_LAYER", "memory")
+_layer = choice("DEMO_CHANNEL_LAYER", ("memory", "redis", "redis-pubsub"))
 if _layer == "redis":
     CHANNEL_LAYERS = {
         "default": {
@@ -94,7 +129,7 @@ if os.environ.get("DEMO_POSTGRES_DB"):  # several worker processes want a real d
     }
 
 # Strictly ordered deferred messages handled by several worker processes need a cache they share.
-if os.environ.get("DEMO_CACHE") == "redis":
+if choice("DEMO_CACHE", ("locmem", "redis")) == "redis":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 CHANNELBUS: dict = {}
@@ -104,10 +139,13 @@ if os.environ.get("DEMO_STRICT_ORDER_TIMEOUT"):
 # The embedded default queue: jobs in the same SQLite database; `manage.py runbus` runs a worker
 # beside the server. DEMO_TASKS=rq uses RQ on Redis (start `manage.py rqworker`).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-if os.environ.get("DEMO_TASKS") == "rq":  # production-like: RQ on Redis (docs/deferred.md)
+if choice("DEMO_TASKS", ("db", "rq")) == "rq":  # production-like: RQ on Redis (docs/deferred.md)
     INSTALLED_APPS.append("django_rq")
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
     RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+
+# Guest users GET / may create per client address and minute; beyond it the page answers 429.
+DEMO_GUESTS_PER_MINUTE = int(os.environ.get("DEMO_GUESTS_PER_MINUTE") or 10)
 
 STATIC_URL = "static/"
 USE_TZ = True
