@@ -61,7 +61,7 @@ from ..topics.control import TopicLeft
 from ..transport import Hub, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
 from . import limits
-from .errorlog import ErrorLogLimiter
+from .errorlog import ErrorLogLimiter, printable
 from .outbox import OVERFLOW, QUEUED, Outbox
 from .ratelimit import TokenBucket
 
@@ -671,7 +671,7 @@ class BusConsumer:
                 self.connection_id, settings.CLIENT_ERROR_LOG_LINES, settings.CLIENT_ERROR_LOG_INTERVAL
             )
         now = time.monotonic()
-        line = f"{error.type} to {self.connection_id} (i={error.trace_id}): {error.msg}"
+        line = f"{error.type} to {self.connection_id} (i={printable(error.trace_id)}): {printable(error.msg)}"
         for text in limiter.admit(now, line):
             logger.info("channelbus: %s", text)
         if limiter.held and self._error_log_timer is None:

@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ErrorLogLimiter"]
+__all__ = ["ErrorLogLimiter", "printable"]
+
+
+def printable(text: object) -> str:
+    """``text`` as it is if all its characters are printable, else its ``repr()``.
+
+    A client chooses its ``i`` and the keys an error names: written as they are, a newline would forge
+    a log line, and NUL, terminal escapes or a right-to-left override would hide or garble one.
+    """
+    value = str(text)
+    return value if value.isprintable() else repr(value)
 
 
 class ErrorLogLimiter:

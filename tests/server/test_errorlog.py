@@ -6,7 +6,7 @@ import re
 import pytest
 from django.test import override_settings
 
-from channelbus.server.errorlog import ErrorLogLimiter
+from channelbus.server.errorlog import ErrorLogLimiter, printable
 from tests.waiting import wait_for
 
 
@@ -121,3 +121,26 @@ async def test_no_lines_without_log_client_errors(bus_client, user, caplog):
         assert (await client.receive())["t"] == "error.bad_request"
         await client.close()
     assert client_error_lines(caplog) == []
+
+
+def test_printable_leaves_plain_text_and_escapes_the_rest():
+    assert printable("7") == "7"
+    assert printable(None) == "None"
+    assert printable("é😀 ok") == "é😀 ok"
+    assert printable("a\nchannelbus: forged") == "'a\\nchannelbus: forged'"
+    assert printable("\x00\x1b[31m\u202e") == "'\\x00\\x1b[31m\\u202e'"
+
+
+@in_the_consumer
+async def test_a_client_cannot_forge_or_garble_log_lines(bus_client, user, caplog):
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        client = await bus_client(user=user)
+        await client.send_raw('{"t":"demo.nothing","i":"x\\nchannelbus: forged\\u202e"}')
+        assert (await client.receive())["i"] == "x\nchannelbus: forged\u202e"
+        await client.send_raw('{"t":"s.ping","\\u0000\\n":1}')
+        assert (await client.receive())["t"] == "error.bad_request"
+        await client.close()
+    lines = client_error_lines(caplog)
+    assert all(line.isprintable() for line in lines)
+    assert "(i='x\\nchannelbus: forged\\u202e')" in lines[0]
+    assert lines[1].endswith("(i=None): 'Unknown envelope keys: \\x00\\n.'")
