@@ -68,7 +68,8 @@ class BusClient:
     ``url`` is the ``ws://`` or ``wss://`` address; ``origin`` defaults to the
     matching ``http(s)://host``, which the server checks against ``ALLOWED_HOSTS``.
     Authenticate with ``cookies`` (a session cookie) or ``token`` (sent as
-    ``Authorization: Bearer``; see :func:`channelbus.auth.connection_token`).
+    ``Authorization: Bearer``, never in the URL, which reaches access logs; see
+    :func:`channelbus.server.auth.connection_token`).
     """
 
     def __init__(
