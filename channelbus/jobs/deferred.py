@@ -109,6 +109,7 @@ def enqueue(
         seq=seq,
         job_id=job_id or new_job_id(),
         slots=slots,
+        process=liveness.process_id(),
     )
     put(job, cls.queue_name, cls.priority, cls.delay if delay is None else delay)
 
@@ -146,7 +147,7 @@ def run_deferred(*args: Any) -> None:
             return
         if job.waiting_since is not None and not ordering.claim_run(job.address, job.seq, job.attempt):
             return  # another copy of this waiting job runs it
-    if job.address is not None and liveness.connection_gone(job.address):
+    if job.address is not None and liveness.connection_gone(job.address, job.process):
         if cls.cancel_on_disconnect:
             logger.info(
                 "channelbus: deferred %s (i=%s) not started: its connection %s has closed",

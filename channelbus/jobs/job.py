@@ -52,7 +52,8 @@ class DeferredJob:
     connection (None when not strictly ordered) and ``waiting_since`` when it started waiting
     for its turn (None until it first had to wait). ``job_id`` names the job across its attempts
     (None in a job queued before it existed) and ``slots`` are the cache keys of the places it
-    holds under the job caps (:mod:`channelbus.jobs.caps`), freed when it ends.
+    holds under the job caps (:mod:`channelbus.jobs.caps`), freed when it ends. ``process`` is
+    the process that queued it (:data:`channelbus.jobs.liveness.PROCESS`; None before it existed).
     """
 
     type_name: str
@@ -67,6 +68,7 @@ class DeferredJob:
     waiting_since: float | None = None
     job_id: str | None = None
     slots: tuple[str, ...] = ()
+    process: str | None = None
 
     def __post_init__(self) -> None:
         slots: Any = self.slots

@@ -14,10 +14,12 @@ The signals, all cheap, and why each:
   ``channelbus:alive:<hub channel>`` = the time, every :data:`HEARTBEAT_SECONDS`, from a daemon
   thread; a heartbeat older than :data:`STALE_AFTER` means the process is gone, and every
   connection of it. A channel that never beat (no job queued from there) is taken as alive.
-* Without a shared channel layer, every address is ``local|<id>``: only the serving process can
-  answer it, and does, exactly, from its hub's connections (the worker thread of ``runbus``, the
-  immediate backend). After a restart, the new process does not hold the old connections, so
-  they are gone.
+* Without a shared channel layer, every address is ``local|<id>``, and only the process that holds
+  the connection can reach it. The job names the process that queued it (:func:`process_id`, random
+  per process): in that process the hub answers exactly whether it still holds the connection (the
+  worker thread of ``runbus``, the immediate backend); in any other one (a ``runbus`` restarted
+  after a kill, or a worker process that no reply of it could reach anyway, system check W005) the
+  connection is gone.
 * With ``TRACK_CONNECTIONS``, a :class:`~channelbus.models.Connection` row with ``closed_at``
   (recorded by a job, so possibly late; ``channelbus_close_stale`` closes those of a crashed server).
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import threading
 import time
 import weakref
@@ -49,6 +52,7 @@ __all__ = [
     "beat_key",
     "connection_gone",
     "gone_key",
+    "process_id",
     "watch",
 ]
 
@@ -66,6 +70,21 @@ _channels: set[str] = set()
 _beating: tuple[int, threading.Thread] | None = None
 _lock = threading.Lock()
 _listening = False
+_process = secrets.token_hex(8)
+
+
+def _new_process_id() -> None:
+    global _process
+    _process = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_process_id)
+
+
+def process_id() -> str:
+    """This process's id, random, made at start-up and again in a forked child: a job carries the id
+    of the process that queued it (``DeferredJob.process``)."""
+    return _process
 
 
 def gone_key(address: str) -> str:
@@ -128,8 +147,11 @@ def beat() -> None:
         logger.warning("channelbus: could not write the process heartbeat", exc_info=True)
 
 
-def connection_gone(address: str) -> bool:
-    """True when the connection at ``address`` has closed, or its process is gone (sync: the worker)."""
+def connection_gone(address: str, process: str | None = None) -> bool:
+    """True when the connection at ``address`` has closed, or its process is gone (sync: the worker).
+
+    ``process`` is the :func:`process_id` of the process that queued the job (None: unknown).
+    """
     channel, connection_id = split_address(address)
     keys = [gone_key(address)] if channel == LOCAL else [gone_key(address), beat_key(channel)]
     found = cache.get_many(keys)
@@ -138,6 +160,8 @@ def connection_gone(address: str) -> bool:
     last_beat = found.get(beat_key(channel))
     if isinstance(last_beat, int | float) and time.time() - last_beat > STALE_AFTER:
         return True
+    if channel == LOCAL and process is not None and process != _process:
+        return True  # held by another process, which no frame from here can reach: gone for this job
     if channel == LOCAL and _held_here(connection_id) is False:
         return True
     return bool(settings.TRACK_CONNECTIONS) and _closed_row(address)

@@ -27,6 +27,7 @@ QUEUED_BY_THIS_RELEASE = {
     "waiting_since": None,
     "job_id": None,
     "slots": [],
+    "process": None,
 }
 
 

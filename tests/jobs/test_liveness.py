@@ -93,6 +93,16 @@ async def test_a_local_address_is_asked_of_the_serving_hub(bus_client, user):
     assert await asyncio.to_thread(liveness.connection_gone, f"local|{uuid.uuid4().hex[:16]}")
 
 
+async def test_a_local_address_queued_by_another_process_is_gone_for_this_one(bus_client, user):
+    """A killed runbus's job, run by the restarted one: local|<id> is not reachable from here."""
+    await bus_client(user=user)
+    [address] = address_of()
+    here = liveness.process_id()
+    assert not await asyncio.to_thread(liveness.connection_gone, address, here)
+    assert await asyncio.to_thread(liveness.connection_gone, address, "another-process")
+    assert not await asyncio.to_thread(liveness.connection_gone, address, None)  # a job of an older release
+
+
 def test_a_local_address_is_unknown_where_no_hub_serves_sockets():
     """A worker process without a serving hub cannot tell: the job is taken as alive."""
     assert liveness._held_here("0123456789abcdef") in (None, False)
