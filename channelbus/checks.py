@@ -30,6 +30,7 @@ from .topics import topic_kinds
 __all__ = [
     "check_allowed_origins",
     "check_channel_layer",
+    "check_job_settings",
     "check_message_timeouts",
     "check_registries",
     "check_settings",
@@ -335,3 +336,27 @@ def _process_count() -> int:
         return int(os.environ.get("WEB_CONCURRENCY", "1"))
     except ValueError:
         return 1
+
+
+#: Job settings (channelbus.jobs): name -> (what it must be, None allowed, 0 allowed, whole numbers only).
+_JOB_SETTINGS = {
+    "MAX_JOBS_PER_CONNECTION": ("a positive integer or None", True, False, True),
+    "MAX_JOBS_PER_USER": ("a positive integer or None", True, False, True),
+    "JOB_REAP_AFTER": ("a positive number of seconds or None", True, False, False),
+    "JOB_REAP_GRACE": ("a number of seconds, 0 or more", False, True, False),
+    "JOB_REAP_INTERVAL": ("a positive number of seconds or None", True, False, False),
+}
+
+
+@register(Tags.compatibility)
+def check_job_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E003: a job cap or reaper setting of the wrong kind (see docs/settings.md, deferred jobs)."""
+    errors: list[Error] = []
+    user = settings.user_settings()
+    for key, (what, none_ok, zero_ok, whole) in _JOB_SETTINGS.items():
+        value = user.get(key, DEFAULTS[key])
+        number = isinstance(value, int if whole else int | float) and not isinstance(value, bool)
+        if (value is None and none_ok) or (number and (value > 0 or (zero_ok and value == 0))):
+            continue
+        errors.append(Error(f"CHANNELBUS[{key!r}] must be {what}, not {value!r}.", id="channelbus.E003"))
+    return errors

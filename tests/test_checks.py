@@ -260,3 +260,29 @@ def test_worker_processes_need_a_shared_channel_layer(settings, tasks, layers, w
         assert "django_tasks_rq.RQBackend" in warnings[0].msg
         assert "never reach the sockets" in warnings[0].msg
         assert "channels_redis" in warnings[0].hint
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("MAX_JOBS_PER_CONNECTION", None, True),
+        ("MAX_JOBS_PER_CONNECTION", 1, True),
+        ("MAX_JOBS_PER_CONNECTION", 0, False),
+        ("MAX_JOBS_PER_USER", 2.5, False),
+        ("MAX_JOBS_PER_USER", True, False),
+        ("JOB_REAP_AFTER", 0.5, True),
+        ("JOB_REAP_AFTER", -1, False),
+        ("JOB_REAP_GRACE", 0, True),
+        ("JOB_REAP_GRACE", None, False),
+        ("JOB_REAP_INTERVAL", None, True),
+        ("JOB_REAP_INTERVAL", "30", False),
+    ],
+)
+def test_job_settings_of_the_wrong_kind_are_errors(settings, key, value, ok):
+    from channelbus.checks import check_job_settings
+
+    settings.CHANNELBUS = {key: value}
+    errors = check_job_settings()
+    assert ids(errors) == ([] if ok else ["channelbus.E003"])
+    if not ok:
+        assert errors[0].msg.startswith(f"CHANNELBUS[{key!r}] must be ")
