@@ -39,9 +39,9 @@ from typing import Any
 
 from django.core.cache import cache
 
-from .. import signals
 from ..conf import settings
 from ..publishing.sender import run_on_sender_loop
+from ..signals import connection_closed
 from ..transport import get_hub, split_address
 from ..transport.addresses import LOCAL
 
@@ -105,7 +105,7 @@ def watch(connection: Any) -> None:
     global _listening
     _watched.add(connection)
     if not _listening:
-        signals.connection_closed.connect(_record_close, dispatch_uid="channelbus.jobs.liveness")
+        connection_closed.connect(_record_close, dispatch_uid="channelbus.jobs.liveness")
         _listening = True
     channel, _ = split_address(connection.channel_name)
     if channel != LOCAL:
