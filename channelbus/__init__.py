@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the public API, listed once (read at run time by _public_na
     from .protocol import SubscribeRefused as SubscribeRefused
     from .protocol import TooLarge as TooLarge
     from .protocol import Unauthorized as Unauthorized
+    from .protocol import Unavailable as Unavailable
     from .protocol import UnknownMessageType as UnknownMessageType
     from .protocol import ValidationFailed as ValidationFailed
     from .publishing import aclose_user as aclose_user

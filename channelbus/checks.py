@@ -360,3 +360,18 @@ def check_job_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             continue
         errors.append(Error(f"CHANNELBUS[{key!r}] must be {what}, not {value!r}.", id="channelbus.E003"))
     return errors
+
+
+@register(Tags.compatibility)
+def check_layer_check_interval(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E003: ``LAYER_CHECK_INTERVAL`` is not a number of seconds (0 or more) or None."""
+    value = settings.user_settings().get("LAYER_CHECK_INTERVAL", DEFAULTS["LAYER_CHECK_INTERVAL"])
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0):
+        return []
+    return [
+        Error(
+            f"CHANNELBUS['LAYER_CHECK_INTERVAL'] must be a number of seconds (0 or more) or None, "
+            f"not {value!r}.",
+            id="channelbus.E003",
+        )
+    ]

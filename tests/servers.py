@@ -65,24 +65,29 @@ def demo_server(
     migrate: bool = True,
     args: tuple[str, ...] = (),
     command: tuple[str, ...] = ("manage.py", "runbus"),
+    log: Path | None = None,
 ) -> Iterator[str]:
     """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``.
 
     ``command`` replaces ``manage.py runbus`` (for example ``-m uvicorn demo_site.asgi:application``);
-    it gets ``--port`` and ``--log-level`` too.
+    it gets ``--port`` and ``--log-level`` too. ``log``: a file for the server's output instead of a
+    pipe (which stalls a server that writes much once nobody reads it).
     """
     port = free_port()
     full_env = demo_env(tmp_path, env)
     if migrate:
         migrate_demo(tmp_path, env)
+    output = log.open("w") if log is not None else None
     proc = subprocess.Popen(
         [sys.executable, *command, "--port", str(port), "--log-level", "warning", *args],
         cwd=DEMO,
         env=full_env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if output is None else output,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if output is not None:
+        output.close()  # the server has its own copy
     try:
         wait_for_port(port, proc)
         yield f"127.0.0.1:{port}"

@@ -286,3 +286,15 @@ def test_job_settings_of_the_wrong_kind_are_errors(settings, key, value, ok):
     assert ids(errors) == ([] if ok else ["channelbus.E003"])
     if not ok:
         assert errors[0].msg.startswith(f"CHANNELBUS[{key!r}] must be ")
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(1.0, True), (2, True), (0, True), (None, True), (-1, False), ("1", False), (True, False)],
+)
+def test_layer_check_interval_of_the_wrong_kind_is_an_error(settings, value, ok):
+    from channelbus.checks import check_layer_check_interval
+
+    settings.CHANNELBUS = {"LAYER_CHECK_INTERVAL": value}
+    errors = check_layer_check_interval()
+    assert ids(errors) == ([] if ok else ["channelbus.E003"])

@@ -19,6 +19,7 @@ from .errors import (
     SubscribeRefused,
     TooLarge,
     Unauthorized,
+    Unavailable,
     UnknownMessageType,
     ValidationFailed,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "SubscribeRefused",
     "TooLarge",
     "Unauthorized",
+    "Unavailable",
     "UnknownMessageType",
     "ValidationFailed",
     "decode",

@@ -46,7 +46,11 @@ def in_event_loop() -> bool:
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> None:
     """Run ``coro`` from any code: on the running loop without waiting (failures logged), on the
-    server's loop from a ``sync_to_async`` thread, else on :func:`sender_loop`, waiting for it."""
+    server's loop from a ``sync_to_async`` thread, else on :func:`sender_loop`, waiting for it.
+
+    When it waits, what ``coro`` raises is raised here (``DeliveryFailed`` when the channel layer
+    cannot be reached; ``TimeoutError`` after :data:`SEND_TIMEOUT` on the sender loop).
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -143,7 +147,11 @@ class FrameSender:
         self._last: concurrent.futures.Future[None] | None = None
 
     def send(self, text: str) -> None:
-        """Send one encoded frame, after every frame sent before through this sender."""
+        """Send one encoded frame, after every frame sent before through this sender.
+
+        From sync code it raises what the send raised (``DeliveryFailed`` when the channel layer
+        cannot be reached); a send queued from a running loop logs its failure at ERROR instead.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -168,7 +176,7 @@ class FrameSender:
 
 
 def send_text(address: str, text: str) -> None:
-    """Send an encoded frame to one connection from sync code (a worker), at once."""
+    """Send an encoded frame to one connection from sync code (a worker), at once (see :func:`run_async`)."""
     run_async(_send_text(address, text))
 
 

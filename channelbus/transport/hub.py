@@ -233,7 +233,7 @@ class Hub:
             self.health.failed(getattr(call, "__qualname__", "a layer call"), exc)
             raise DeliveryFailed() from exc
         else:
-            if self.health.down and not settings.LAYER_CHECK_INTERVAL:
+            if self.health.down and not self._rejoin_due and not settings.LAYER_CHECK_INTERVAL:
                 self.health.recovered()  # no checks: a call that went through is the only sign
         finally:
             call.close()  # never started if cancelled while waiting for a slot: no "never awaited"
@@ -510,7 +510,13 @@ class Hub:
         resumed (:class:`~channelbus.transport.layer_health.LayerHealth`).
         """
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
+            try:
+                lost = await self._probe_layer()
+            except Exception:
+                if not keeps_groups_in_redis(self.layer):
+                    raise
+                # Once more on new connections: after a restart, each idle one fails once.
+                await drop_idle_connections(self.layer)
                 lost = await self._probe_layer()
             if lost:
                 self.health.lost_groups(len(self.members))
@@ -522,14 +528,15 @@ class Hub:
         except Exception as exc:
             if not isinstance(exc, DeliveryFailed):  # a DeliveryFailed was counted by _layer_call
                 self.health.failed("check", exc)
-            if keeps_groups_in_redis(self.layer):
-                with contextlib.suppress(Exception):
-                    await drop_idle_connections(self.layer)
             return
         self.health.recovered(f" ({len(self.members)} groups added again)" if rejoined else "")
 
     async def _probe_layer(self) -> bool:
-        """Reach the layer once; True when Redis lost this hub's groups (its sentinel key is gone)."""
+        """Reach the layer once, within ``CHECK_TIMEOUT``; True when Redis lost this hub's groups."""
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            return await self._probe_layer_now()
+
+    async def _probe_layer_now(self) -> bool:
         layer = self.layer
         if not keeps_groups_in_redis(layer):
             await layer.send(self.channel, {"type": PROBE_EVENT})

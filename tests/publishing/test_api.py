@@ -1,15 +1,18 @@
 """Publishing (channelbus.publishing.api): publish, apublish, hold_publishes, Published and captures."""
 
 import dataclasses
+import logging
 
 import pytest
 from channels.db import database_sync_to_async
 from django.db import transaction
+from django.test import override_settings
 
 from channelbus.publishing import api
 from channelbus.publishing.api import Published, apublish, hold_publishes, message_frame, publish
-from channelbus.testing import capture_published
-from channelbus.transport import get_hub
+from channelbus.testing import RequestFailed, capture_published
+from channelbus.transport import DeliveryFailed, get_hub
+from tests.redis_support import OwnRedis, layer_settings
 from tests.testapp.messages import Greet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,3 +169,70 @@ def test_message_frame_carries_the_topic():
         '{"t":"test.greeting","p":{"text":"x"},"c":"test.room:api"}'
     )
     assert message_frame(message, message.payload(), None) == '{"t":"test.greeting","p":{"text":"x"}}'
+
+
+# ------------------------------------------------------------------ a channel layer that cannot be reached
+# Redis of the test's own (tests/redis_support.py OwnRedis), killed once the client is connected.
+
+redis_layers = pytest.mark.parametrize("layer", ["redis", "redis-pubsub"])
+
+
+@pytest.fixture
+async def client_then_redis_down(bus_client, user, layer):
+    """A connected client following ROOM over a Redis layer; then Redis is killed."""
+    redis = OwnRedis()
+    redis.start()
+    try:
+        with override_settings(CHANNEL_LAYERS=layer_settings(layer, redis.url)):
+            client = await subscribed(bus_client, user)
+            redis.kill()
+            yield client
+    finally:
+        redis.kill()
+
+
+@redis_layers
+async def test_apublish_raises_delivery_failed_when_the_layer_cannot_be_reached(client_then_redis_down):
+    with pytest.raises(DeliveryFailed) as failed:
+        await apublish(Greet(text="lost?"), to=ROOM)
+    assert failed.value.type == "error.unavailable"
+    await client_then_redis_down.assert_nothing_received()
+
+
+@redis_layers
+async def test_publish_outside_a_transaction_raises_it_in_the_caller(client_then_redis_down):
+    with pytest.raises(DeliveryFailed):
+        await database_sync_to_async(publish)(Greet(text="lost?"), to=ROOM)
+
+
+@redis_layers
+async def test_publish_after_a_commit_logs_the_failure_and_the_next_callbacks_still_run(
+    client_then_redis_down, caplog
+):
+    ran = []
+
+    def publish_in_a_transaction():
+        with transaction.atomic():
+            publish(Greet(text="lost?"), to=ROOM)
+            transaction.on_commit(lambda: ran.append("next callback"))
+        return "committed"
+
+    with caplog.at_level(logging.ERROR, logger="channelbus"):
+        assert await database_sync_to_async(publish_in_a_transaction)() == "committed"
+    assert ran == ["next callback"]
+    errors = [r for r in caplog.records if r.name == "channelbus" and r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        f"channelbus: test.greeting to {ROOM} was not sent after its transaction committed"
+    ]
+    assert isinstance(errors[0].exc_info[1], DeliveryFailed)
+
+
+@redis_layers
+@pytest.mark.parametrize("type_name", ["test.publish_to", "test.sync_publish_to"])
+async def test_a_handler_whose_publish_failed_answers_error_unavailable(client_then_redis_down, type_name):
+    client = client_then_redis_down
+    with pytest.raises(RequestFailed) as failed:
+        await client.request(type_name, {"topic": ROOM, "text": "lost?"})
+    assert failed.value.frame["t"] == "error.unavailable"
+    assert failed.value.frame["p"] == {"msg": DeliveryFailed.default_msg}
+    assert failed.value.frame["s"] == "f"

@@ -427,3 +427,35 @@ class DeferredOriginReport(OriginReport):
 
     name = "test.deferred_origin"
     deferred = True
+
+
+class Shout(BaseModel):
+    topic: str
+    text: str
+
+
+@incoming.register
+class PublishTo(Message):
+    """Publishes a greeting to a topic with ``apublish()`` (for tests of a publish that cannot be sent)."""
+
+    name = "test.publish_to"
+    schema = Shout
+
+    async def handle(self):
+        from channelbus import apublish
+
+        await apublish(Greet(text=self.data.text), to=self.data.topic)
+        return {"sent": True}
+
+
+@incoming.register
+class SyncPublishTo(PublishTo):
+    """test.publish_to from a sync handler, with ``publish()`` outside a transaction."""
+
+    name = "test.sync_publish_to"
+
+    def handle(self):
+        from channelbus import publish
+
+        publish(Greet(text=self.data.text), to=self.data.topic)
+        return {"sent": True}

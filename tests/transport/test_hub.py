@@ -1,21 +1,25 @@
 """The hub (channelbus.transport.hub): membership, local delivery, the serving hub, layer events.
 
 Runs with the in-memory layer of the test settings (in-process delivery) or with no layer; the
-Redis path is covered by ``tests/system/test_redis.py``.
+Redis path is covered by ``tests/system/test_redis.py``, except a Redis that goes down, restarts
+empty or is flushed: the tests at the end run a redis-server of their own for that.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
 from types import SimpleNamespace
 
 import pytest
-from channels.layers import InMemoryChannelLayer
+import redis.asyncio as aioredis
+from channels.layers import InMemoryChannelLayer, channel_layers
 from django.test import override_settings
 
 from channelbus.protocol import CloseCode
 from channelbus.transport import hub as hub_module
+from channelbus.transport.addresses import make_address
 from channelbus.transport.hub import (
     CLOSE_EVENT,
     DIRECT_EVENT,
@@ -26,7 +30,10 @@ from channelbus.transport.hub import (
     get_hub,
     group_name,
 )
+from channelbus.transport.layer_health import DeliveryFailed, keeps_groups_in_redis, sentinel_key
 from channelbus.transport.raw_frames import text_frame
+from tests.redis_support import OwnRedis, layer_settings
+from tests.waiting import wait_for
 
 
 class FakeEndpoint:
@@ -455,3 +462,186 @@ async def test_close_topic_with_a_shared_layer_is_one_group_send_handled_by_each
     await asyncio.sleep(0)
     assert a.closes == [(4401, "Signed out.")]
     hub.layer = None
+
+
+# ---------------------------------------------------------------------- Redis down, restarted, flushed
+# Each test runs a redis-server of its own (tests/redis_support.py OwnRedis) that it kills and restarts.
+
+redis_layers = pytest.mark.parametrize("layer", ["redis", "redis-pubsub"])
+
+
+@pytest.fixture
+def own_redis():
+    redis = OwnRedis()
+    redis.start()
+    yield redis
+    redis.kill()
+
+
+@pytest.fixture
+async def redis_hub(own_redis, layer):
+    """A started hub on ``layer`` (``redis`` or ``redis-pubsub``) over ``own_redis``."""
+    with override_settings(CHANNEL_LAYERS=layer_settings(layer, own_redis.url)):
+        hub = Hub(asyncio.get_running_loop())
+        await hub.start()
+        yield hub
+        await hub.stop()
+
+
+def layer_failures(caplog):
+    return [r for r in caplog.records if "the channel layer cannot be reached" in r.getMessage()]
+
+
+@redis_layers
+async def test_while_redis_is_down_every_layer_call_raises_delivery_failed_and_the_outage_is_logged_once(
+    redis_hub, own_redis, caplog
+):
+    (a,) = attached(redis_hub, "a")
+    await redis_hub.join(a, "room")
+    own_redis.kill()
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        for n in range(3):
+            with pytest.raises(DeliveryFailed) as failed:
+                await redis_hub.send_to_topic("room", f"frame {n}")
+            assert failed.value.__cause__ is not None  # the layer's own exception, for the log
+            assert failed.value.type == "error.unavailable"
+        with pytest.raises(DeliveryFailed):
+            await redis_hub.send_to_address(make_address("channelbus.hub.elsewhere!x", "c1"), "frame")
+        if keeps_groups_in_redis(redis_hub.layer):
+            with pytest.raises(DeliveryFailed):
+                await redis_hub.join(a, "another room")
+            assert "another room" not in redis_hub.members
+            assert "another room" not in a.topics
+        else:  # redis-py's pub/sub writes SUBSCRIBE without waiting, and subscribes again on reconnect
+            await redis_hub.join(a, "another room")
+        await redis_hub.leave(a, "room")  # logged, not raised: the group expires by itself
+    assert redis_hub.health.down
+    assert len(layer_failures(caplog)) == 1, caplog.text
+    assert a.offered == []
+
+
+@redis_layers
+async def test_delivery_resumes_within_seconds_after_redis_restarts_empty(redis_hub, own_redis, caplog):
+    (a,) = attached(redis_hub, "a")
+    await redis_hub.join(a, "room")
+    other = channel_layers.make_backend("default")  # another process publishing through the same Redis
+
+    async def publish_from_elsewhere(text):
+        await other.group_send(group_name("room"), {"type": TOPIC_EVENT, "topic": "room", "text": text})
+
+    await publish_from_elsewhere("before")
+    await wait_for(lambda: a.offered == ["before"], timeout=5)
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        own_redis.kill()
+        await wait_for(lambda: redis_hub.health.down, timeout=5, what="the hub saw the outage")
+        own_redis.start()  # empty: no group, no sentinel
+        started = asyncio.get_running_loop().time()
+
+        async def delivered_again():
+            with contextlib.suppress(Exception):  # a publisher's own stale connection may fail once
+                await publish_from_elsewhere("after")
+            return "after" in a.offered
+
+        await wait_for(delivered_again, timeout=10, interval=0.1, what="a publish reached the hub again")
+        assert asyncio.get_running_loop().time() - started < 10
+        await wait_for(lambda: not redis_hub.health.down, timeout=5)
+        await redis_hub.send_to_topic("room", "inside")  # through Redis to this process too
+        await wait_for(lambda: "inside" in a.offered, timeout=5)
+    messages = [r.getMessage() for r in caplog.records if r.name == "channelbus"]
+    assert len(layer_failures(caplog)) == 1, messages
+    assert any(m.startswith("channelbus: the channel layer answers again") for m in messages), messages
+    if keeps_groups_in_redis(redis_hub.layer):
+        assert any("lost this process's 1 group memberships" in m for m in messages), messages
+    if hasattr(other, "close_pools"):
+        await other.close_pools()
+    else:
+        await other.flush()
+
+
+@pytest.mark.parametrize("layer", ["redis"])
+@override_settings(CHANNELBUS={"LAYER_CHECK_INTERVAL": 0})  # no check of its own meanwhile
+async def test_a_flushed_redis_is_found_by_the_next_check_and_every_group_added_again(
+    redis_hub, own_redis, caplog
+):
+    endpoints = attached(redis_hub, "a", "b")
+    for n, endpoint in enumerate(endpoints):
+        await redis_hub.join(endpoint, f"room {n}")
+    redis = aioredis.from_url(own_redis.url)
+    prefix = redis_hub.layer.prefix
+    try:
+        await redis.flushall()  # no restart, no failed call: only the sentinel tells
+        with caplog.at_level(logging.INFO, logger="channelbus"):
+            await redis_hub.check_layer()
+        for n in range(2):
+            members = await redis.zrange(f"{prefix}:group:{group_name(f'room {n}')}", 0, -1)
+            assert members == [redis_hub.channel.encode()]
+        assert await redis.exists(sentinel_key(redis_hub.layer, redis_hub.channel))
+    finally:
+        await redis.aclose()
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "channelbus"]
+    assert len(messages) == 2, messages
+    assert messages[0][0] == "WARNING"
+    assert "lost this process's 2 group memberships" in messages[0][1]
+    assert messages[1][0] == "INFO"
+    assert messages[1][1].startswith("channelbus: the channel layer answers again (2 groups added again)")
+
+
+@pytest.mark.parametrize("layer", ["redis-pubsub"])
+async def test_the_check_of_the_pubsub_layer_is_a_message_to_itself_that_the_reader_drops(redis_hub, caplog):
+    (a,) = attached(redis_hub, "a")
+    await redis_hub.join(a, "room")
+    received = []
+    handle = redis_hub._handle
+
+    async def recording_handle(event):
+        received.append(event)
+        await handle(event)
+
+    redis_hub._handle = recording_handle
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        await redis_hub.check_layer()
+        await redis_hub.send_to_topic("room", "after the probe")  # the reader went past the probe
+        await wait_for(lambda: a.offered == ["after the probe"], timeout=5)
+    assert [e["type"] for e in received] == [TOPIC_EVENT]
+    assert [r for r in caplog.records if r.name == "channelbus"] == []
+
+
+async def test_a_full_channel_of_another_process_is_a_delivery_failure_but_no_outage(own_redis, caplog):
+    settings = layer_settings("redis", own_redis.url)
+    settings["default"]["CONFIG"]["capacity"] = 1
+    with override_settings(CHANNEL_LAYERS=settings):
+        hub = Hub(asyncio.get_running_loop())
+        await hub.start()
+        try:
+            address = make_address("channelbus.hub.elsewhere!x", "c1")  # a process that reads nothing
+            with caplog.at_level(logging.INFO, logger="channelbus"):
+                await hub.send_to_address(address, "one")
+                with pytest.raises(DeliveryFailed) as failed:
+                    await hub.send_to_address(address, "two")
+            assert failed.value.msg == "The receiving server is too busy; try again shortly."
+            assert type(failed.value.__cause__).__name__ == "ChannelFull"
+            assert not hub.health.down
+            assert [r for r in caplog.records if r.name == "channelbus"] == []
+        finally:
+            await hub.stop()
+
+
+@pytest.mark.parametrize("layer", ["redis"])
+@override_settings(CHANNELBUS={"LAYER_CHECK_INTERVAL": 0})
+async def test_without_checks_the_next_call_that_goes_through_ends_the_outage(redis_hub, own_redis, caplog):
+    (a,) = attached(redis_hub, "a")
+    own_redis.kill()
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        with pytest.raises(DeliveryFailed):
+            await redis_hub.join(a, "room")
+        own_redis.start()
+        for _ in range(3):  # a connection of the pool made before the restart fails once
+            with contextlib.suppress(DeliveryFailed):
+                await redis_hub.join(a, "room")
+            if "room" in redis_hub.members:
+                break
+    assert "room" in redis_hub.members
+    assert not redis_hub.health.down
+    messages = [r.getMessage() for r in caplog.records if r.name == "channelbus"]
+    assert messages[0].startswith("channelbus: the channel layer cannot be reached"), messages
+    assert messages[-1].startswith("channelbus: the channel layer answers again; delivery resumed"), messages
