@@ -119,8 +119,8 @@ async def test_delivery_resumes_after_redis_restarts_empty(tmp_path, layer, caps
                 ]
                 with capsys.disabled():
                     print(
-                        f"\n{layer}: delivery resumed {resumed:.2f} s after the restart; {len(answers)} shouts "
-                        f"meanwhile: {failed} error.unavailable, {len(unseen)} answered s but not delivered"
+                        f"\n{layer}: delivery resumed {resumed:.2f} s after the restart; {len(answers)} "
+                        f"shouts meanwhile: {failed} error.unavailable, {len(unseen)} got s but no delivery"
                     )
 
                 # From now on, every shout arrives, in order, inside and across the processes, both ways.
