@@ -381,7 +381,8 @@ class FrameFactory:
         pick = rng.random()
         if pick < 0.82:
             suffix = rng.choice(["", "", "", *UNICODE_EDGES, "x" * 64])
-            return (i := f"{k:x}.{suffix}"[:64]), i
+            i = f"{k:x}.{suffix}"[:64]
+            return i, (i if i.isprintable() else None)  # control characters: refused, no i back
         if pick < 0.9:
             return None, None
         bad = rng.choice(["", "y" * 65, 7, 1.5, True, [], {}, ["a"], None])

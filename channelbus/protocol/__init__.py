@@ -23,11 +23,18 @@ from .errors import (
     UnknownMessageType,
     ValidationFailed,
 )
-from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_TRACE_ID_LENGTH, MAX_TYPE_LENGTH, TYPE_PATTERN
+from .limits import (
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_PAYLOAD_DEPTH,
+    MAX_TRACE_ID_LENGTH,
+    MAX_TYPE_LENGTH,
+    TYPE_PATTERN,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "INCOMING_KEYS",
+    "MAX_PAYLOAD_DEPTH",
     "MAX_TRACE_ID_LENGTH",
     "MAX_TYPE_LENGTH",
     "TYPE_PATTERN",

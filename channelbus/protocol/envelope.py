@@ -4,7 +4,8 @@ Limits (all in :mod:`channelbus.protocol.limits`):
 
 * a frame larger than ``max_frame_bytes`` (UTF-8 bytes) is :class:`TooLarge`;
 * ``t`` must match :data:`TYPE_PATTERN` and be at most :data:`MAX_TYPE_LENGTH` characters;
-* ``i`` must be a string of 1 to :data:`MAX_TRACE_ID_LENGTH` characters;
+* ``i`` must be a string of 1 to :data:`MAX_TRACE_ID_LENGTH` printable characters (no control
+  characters, no line separators: it is written into log lines);
 * only the keys ``t``, ``i`` and ``p`` are accepted from a client.
 
 Every failure is a :class:`BadRequest` or :class:`TooLarge` that carries the
@@ -22,7 +23,13 @@ import orjson
 
 from . import states
 from .errors import BadRequest, BusError, TooLarge
-from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_TRACE_ID_LENGTH, MAX_TYPE_LENGTH, TYPE_PATTERN
+from .limits import (
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_PAYLOAD_DEPTH,
+    MAX_TRACE_ID_LENGTH,
+    MAX_TYPE_LENGTH,
+    TYPE_PATTERN,
+)
 
 __all__ = [
     "INCOMING_KEYS",
@@ -66,8 +73,8 @@ def valid_type_name(name: object) -> bool:
 
 
 def valid_trace_id(trace_id: object) -> bool:
-    """True if ``trace_id`` is a well-formed trace id (a string of 1 to 64 characters)."""
-    return type(trace_id) is str and 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH
+    """True if ``trace_id`` is a well-formed trace id (a string of 1 to 64 printable characters)."""
+    return type(trace_id) is str and 0 < len(trace_id) <= MAX_TRACE_ID_LENGTH and trace_id.isprintable()
 
 
 #: A too-large frame is still parsed for its ``i`` up to this many times the limit.
@@ -83,7 +90,7 @@ def _read_trace_id(frame: str | bytes, n: int, max_frame_bytes: int) -> str | No
     except (_JSONDecodeError, TypeError, ValueError):
         return None
     i = data.get("i") if type(data) is dict else None
-    return i if type(i) is str and 0 < len(i) <= MAX_TRACE_ID_LENGTH else None
+    return i if valid_trace_id(i) else None
 
 
 def decode(frame: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Envelope:
@@ -111,8 +118,8 @@ def decode(frame: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -
     if type(data) is not dict:
         raise BadRequest("The frame must be a JSON object.")
     i = data.get("i")
-    if i is not None and (type(i) is not str or not 0 < len(i) <= MAX_TRACE_ID_LENGTH):
-        raise BadRequest(f"'i' must be a string of 1 to {MAX_TRACE_ID_LENGTH} characters.")
+    if i is not None and (type(i) is not str or not 0 < len(i) <= MAX_TRACE_ID_LENGTH or not i.isprintable()):
+        raise BadRequest(f"'i' must be a string of 1 to {MAX_TRACE_ID_LENGTH} printable characters.")
     if len(data) > 3 or not INCOMING_KEYS.issuperset(data):
         unknown = sorted(k for k in data if k not in INCOMING_KEYS)
         raise BadRequest(f"Unknown envelope keys: {', '.join(unknown)}.", trace_id=i)
@@ -124,7 +131,37 @@ def decode(frame: str | bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -
             f"'t' must be a lower-case dotted name of at most {MAX_TYPE_LENGTH} characters.",
             trace_id=i,
         )
-    return Envelope(t, i, data.get("p"))
+    p = data.get("p")
+    if type(p) in _CONTAINERS and _too_deep(frame, p):
+        raise BadRequest(f"'p' is nested deeper than {MAX_PAYLOAD_DEPTH} levels.", trace_id=i)
+    return Envelope(t, i, p)
+
+
+_CONTAINERS = (dict, list)
+
+
+def _too_deep(frame: str | bytes, p: Any) -> bool:
+    """Whether ``p`` nests arrays and objects deeper than :data:`MAX_PAYLOAD_DEPTH` (no recursion).
+
+    A frame with fewer opening brackets than the limit cannot be too deep: most frames are answered
+    by two ``count`` calls, without looking at ``p``.
+    """
+    if isinstance(frame, str):
+        brackets = frame.count("[") + frame.count("{")
+    else:
+        brackets = frame.count(b"[") + frame.count(b"{")
+    if brackets <= MAX_PAYLOAD_DEPTH:
+        return False
+    level: list[Any] = [p]
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        inner: list[Any] = []
+        for value in level:
+            children = value.values() if type(value) is dict else value
+            inner.extend(child for child in children if type(child) in _CONTAINERS)
+        if not inner:
+            return False
+        level = inner
+    return True
 
 
 def encode(

@@ -6,6 +6,7 @@ import re
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "MAX_PAYLOAD_DEPTH",
     "MAX_TRACE_ID_LENGTH",
     "MAX_TYPE_LENGTH",
     "TYPE_PATTERN",
@@ -19,3 +20,6 @@ MAX_TRACE_ID_LENGTH = 64
 MAX_TYPE_LENGTH = 100
 #: A message type: lower-case dotted name.
 TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*\Z")
+#: Deepest nesting of arrays and objects in a payload ``p`` (``p`` itself is level 1): deeper ones are
+#: refused with ``error.bad_request``, before any handler, validator or job encoder recurses into them.
+MAX_PAYLOAD_DEPTH = 64

@@ -32,11 +32,15 @@ class Echo(Message):
         return {"text": self.data.text}
 
 
-class AddSchema(BaseModel):
-    """Payload of ``demo.add``."""
+#: Integers a browser reads exactly (JavaScript's safe integers); their sum still fits in 64 bits.
+SAFE_INT = 2**53 - 1
 
-    a: int
-    b: int
+
+class AddSchema(BaseModel):
+    """Payload of ``demo.add``: two integers that JavaScript can hold exactly."""
+
+    a: int = Field(ge=-SAFE_INT, le=SAFE_INT)
+    b: int = Field(ge=-SAFE_INT, le=SAFE_INT)
 
 
 @incoming.register

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from channelbus.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
+    MAX_PAYLOAD_DEPTH,
     BadRequest,
     BusError,
     Envelope,
@@ -197,3 +198,55 @@ def test_arbitrary_json_gives_an_envelope_or_a_contract_error(value):
         assert env.t == value["t"]
         assert env.i == value.get("i")
         assert env.p == value.get("p")
+
+
+# ------------------------------------------------------------------------------ nesting
+
+
+def nested(depth: int, opener: str = "[") -> str:
+    """Arrays (``[[[]]]``) or objects (``{"a":{"a":1}}``) nested ``depth`` levels deep."""
+    return "[" * depth + "]" * depth if opener == "[" else '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("frame_type", [str, bytes])
+def test_a_payload_at_the_depth_limit_is_decoded(frame_type):
+    text = '{"t":"x.y","i":"7","p":' + nested(MAX_PAYLOAD_DEPTH) + "}"
+    env = decode(text if frame_type is str else text.encode())
+    depth, value = 0, env.p
+    while isinstance(value, list):
+        depth, value = depth + 1, (value[0] if value else None)
+    assert depth == MAX_PAYLOAD_DEPTH
+
+
+@pytest.mark.parametrize("frame_type", [str, bytes])
+@pytest.mark.parametrize("opener", ["[", "{"])
+def test_a_payload_deeper_than_the_limit_is_a_bad_request_with_its_i(frame_type, opener):
+    text = '{"t":"x.y","i":"7","p":' + nested(MAX_PAYLOAD_DEPTH + 1, opener) + "}"
+    with pytest.raises(BadRequest) as exc:
+        decode(text if frame_type is str else text.encode())
+    assert exc.value.msg == f"'p' is nested deeper than {MAX_PAYLOAD_DEPTH} levels."
+    assert exc.value.trace_id == "7"
+
+
+def test_many_brackets_side_by_side_are_not_depth():
+    wide = "[" + ",".join(["[1]"] * 1000) + "]"
+    assert len(decode('{"t":"x.y","p":' + wide + "}").p) == 1000
+
+
+def test_a_deep_branch_anywhere_is_found():
+    text = '{"t":"x.y","p":{"a":[1,2],"b":[[0],' + nested(MAX_PAYLOAD_DEPTH) + "]}}"
+    with pytest.raises(BadRequest):
+        decode(text)
+
+
+@pytest.mark.parametrize("i", ["a\nb", "x\r", "\x00", "\x1b[31m", "a\u2028b", "\x7f"])
+def test_a_trace_id_with_control_characters_is_refused(i):
+    """It is written into log lines: a newline could forge one, an escape sequence garble a terminal."""
+    with pytest.raises(BadRequest) as exc:
+        decode(orjson.dumps({"t": "x.y", "i": i}))
+    assert exc.value.msg == "'i' must be a string of 1 to 64 printable characters."
+    assert exc.value.trace_id is None
+
+
+def test_a_trace_id_may_be_any_printable_text():
+    assert decode(orjson.dumps({"t": "x.y", "i": "req-7 é✓ 字"})).i == "req-7 é✓ 字"

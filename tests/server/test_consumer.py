@@ -46,6 +46,15 @@ async def test_validation_error_lists_locations(bus_client, user):
     assert all(set(e) == {"loc", "msg", "type"} for e in p["errors"])
 
 
+async def test_the_demos_add_refuses_numbers_beyond_safe_integers(bus_client, user):
+    """Found by the fuzzer: a sum above 64 bits could not be encoded, and the client got error.server."""
+    client = await bus_client(user=user)
+    await client.send_raw('{"t":"demo.add","i":"big","p":{"a":' + str(2**70) + ',"b":1}}')
+    frame = await client.receive()
+    assert (frame["t"], frame["i"]) == ("error.validation", "big")
+    assert await client.request("demo.add", {"a": 2**53 - 1, "b": 2**53 - 1}) == {"sum": 2**54 - 2}
+
+
 async def test_payload_for_message_without_schema_is_refused(bus_client, user):
     client = await bus_client(user=user)
     with pytest.raises(RequestFailed) as exc:

@@ -107,7 +107,10 @@ async def test_a_socket_quiet_through_empty_layer_reads_still_gets_messages(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
-async def test_a_thousand_sockets_closing_at_once_leave_nothing_behind(user, redis_layer, layer, caplog):
+async def test_a_thousand_sockets_closing_at_once_leave_nothing_behind(
+    user, redis_layer, layer, caplog, settings
+):
+    settings.CHANNELBUS = {**settings.CHANNELBUS, "MAX_CONNECTIONS_PER_USER": None}  # one user, 1,000 sockets
     clients = [BusTestClient(user=user) for _ in range(1000)]
     await asyncio.gather(*(c.connect() for c in clients))
     await asyncio.gather(
