@@ -58,6 +58,8 @@ class CloseCode:
     TOO_BIG = 1009
     #: A normal close (either side).
     NORMAL = 1000
+    #: Try again later: the server cannot reach its channel layer (Redis) to set the connection up.
+    TRY_AGAIN_LATER = 1013
     #: The server is going away.
     GOING_AWAY = 1001
     #: Never sent by the server: what the Python client closes with after a frame it cannot read.

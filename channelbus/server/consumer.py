@@ -48,6 +48,7 @@ from ..protocol import (
     RateLimited,
     ServerError,
     Unauthorized,
+    Unavailable,
     UnknownMessageType,
     decode,
     encode,
@@ -74,6 +75,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 SUBPROTOCOL = "channelbus.v1"
+#: The close reason when the channel layer cannot be reached at connect (close code 1013).
+LAYER_DOWN = "The server cannot reach its channel layer; try again later."
 #: Seconds a socket has to take its close frame (and a slow one its ``s.closing``) before it is dropped.
 CLOSE_TIMEOUT = 1.0
 
@@ -168,7 +171,15 @@ class BusConsumer:
             await self.close(CloseCode.NOT_SIGNED_IN, "Sign in to use this connection.")
             return
         hub = self.hub = get_hub()
-        await hub.start()
+        try:
+            await hub.start()
+        except Exception:
+            logger.warning(
+                "channelbus: refused a connection: the channel layer cannot be reached", exc_info=True
+            )
+            await self.accept()
+            await self.close(CloseCode.TRY_AGAIN_LATER, LAYER_DOWN)
+            return
         await self.accept()
         # Counted and checked with no await in between: sockets opening at once cannot pass together.
         counted = limits.limits_for(scope, user)
@@ -187,7 +198,14 @@ class BusConsumer:
                 self._strict_seq = 1  # the set-up job is place 1: strict messages come after it
                 self._activity_due = time.monotonic() + tracking.activity_interval()
                 in_background(self._record_opened())
-            await self._join_initial_topics()
+            try:
+                await self._join_initial_topics()
+            except Unavailable:
+                logger.warning(
+                    "channelbus: closing %s: the channel layer cannot be reached", self.connection_id
+                )
+                await self.close(CloseCode.TRY_AGAIN_LATER, LAYER_DOWN)
+                return
             await self._notify(signals.connection_opened)
             await self._receive_loop(receive)
         except asyncio.CancelledError:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import socket
 
 import pytest
 from demoapp.messages import Echo
@@ -10,7 +11,9 @@ from django.test import override_settings
 
 from channelbus import BusConsumer, Registry, signals
 from channelbus.messages.control import Ping
+from channelbus.protocol import CloseCode
 from channelbus.testing import BusTestClient, ConnectionRefused, RequestFailed
+from channelbus.transport import get_hub
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -388,3 +391,27 @@ async def test_asyncio_timeout_in_a_handler_cancels_only_the_handler(bus_client,
     client = await bus_client(user=user)
     assert await client.request("test.times_out") == {"timed_out": True}
     assert await client.request("s.ping") is None
+
+
+async def test_a_connection_while_the_channel_layer_is_down_is_closed_with_1013(bus_client, user, caplog):
+    """Redis cannot be reached (nothing listens on its port): the socket is told to try again later, and
+    the server logs why, instead of an exception reaching the ASGI server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free, and closed again: nothing listens on it
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": f"redis://127.0.0.1:{port}/0", "socket_timeout": None}]},
+        }
+    }
+    caplog.set_level(logging.WARNING, "channelbus")
+    with override_settings(CHANNEL_LAYERS=layers):
+        hub = get_hub()
+        try:
+            with pytest.raises(ConnectionRefused) as exc:
+                await bus_client(user=user)
+        finally:
+            await hub.stop()
+    assert exc.value.code == CloseCode.TRY_AGAIN_LATER
+    assert "the channel layer cannot be reached" in caplog.text
