@@ -135,12 +135,15 @@ def test_printable_leaves_plain_text_and_escapes_the_rest():
 async def test_a_client_cannot_forge_or_garble_log_lines(bus_client, user, caplog):
     with caplog.at_level(logging.INFO, logger="channelbus"):
         client = await bus_client(user=user)
+        # A trace id that is not printable is refused at decode (error.bad_request, without it) ...
         await client.send_raw('{"t":"demo.nothing","i":"x\\nchannelbus: forged\\u202e"}')
-        assert (await client.receive())["i"] == "x\nchannelbus: forged\u202e"
+        frame = await client.receive()
+        assert (frame["t"], "i" in frame) == ("error.bad_request", False)
+        # ... and what the client sends elsewhere (key names, type names) is escaped in the line.
         await client.send_raw('{"t":"s.ping","\\u0000\\n":1}')
         assert (await client.receive())["t"] == "error.bad_request"
         await client.close()
     lines = client_error_lines(caplog)
     assert all(line.isprintable() for line in lines)
-    assert "(i='x\\nchannelbus: forged\\u202e')" in lines[0]
+    assert lines[0].endswith("(i=None): 'i' must be a string of 1 to 64 printable characters.")
     assert lines[1].endswith("(i=None): 'Unknown envelope keys: \\x00\\n.'")
