@@ -16,6 +16,7 @@ from channelbus.client import BusClient, RequestFailed, fetch_cookies
 from tests.jobs.test_deferred import timed_out
 from tests.redis_support import require_redis
 from tests.servers import DEMO, ROOT, demo_env, demo_server, migrate_demo
+from tests.waiting import wait_for
 
 
 def require_postgres():
@@ -163,10 +164,15 @@ async def test_a_db_worker_process_on_sqlite(sqlite_deployment):
             rows = db.execute("SELECT status, worker_ids FROM django_tasks_database_dbtaskresult").fetchall()
         return mode, rows
 
-    mode, rows = await asyncio.to_thread(jobs)
+    async def all_recorded():
+        # The job's last frame is sent from inside it, before db_worker records its end: wait for the rows.
+        mode, rows = await asyncio.to_thread(jobs)
+        return (mode, sorted(rows)) if rows and all(status != "RUNNING" for status, _ in rows) else None
+
+    mode, rows = await wait_for(all_recorded, timeout=10, what="every job row recorded as ended")
     assert mode == "wal"
     # The jobs were rows of that file, run by the db_worker process (the server runs none): count, fail x3.
-    assert sorted(rows) == [("SUCCESSFUL", '["sqlite1"]')] * 4
+    assert rows == [("SUCCESSFUL", '["sqlite1"]')] * 4
 
 
 async def _ordered_run(address, seed):
