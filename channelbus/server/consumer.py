@@ -647,18 +647,24 @@ class BusConsumer:
         It waits for the socket only when nothing else of this connection is waiting: otherwise
         the frame goes into the outbox behind the others.
         """
-        if self.closed:
+        if not await self._write(text):
             return
-        if self.sending:
-            self.offer(text)
-        else:
-            try:
-                await self._send_event({"type": "websocket.send", "text": text})
-            except Exception:  # the client went away between receive and send
-                self.closed = True
-                return
         if signals.message_sent.receivers:
             await self._notify(signals.message_sent, frame=text)
+
+    async def _write(self, text: str) -> bool:
+        """Send ``text`` now, or queue it behind this connection's frames still waiting; False if closed."""
+        if self.closed:
+            return False
+        if self.sending:
+            self.offer(text)
+            return True
+        try:
+            await self._send_event({"type": "websocket.send", "text": text})
+        except Exception:  # the client went away between receive and send
+            self.closed = True
+            return False
+        return True
 
     async def send_message(self, message: Message, *, i: str | None = None, s: str | None = None) -> None:
         """Send a :class:`Message` built in server code to this connection."""
@@ -668,16 +674,8 @@ class BusConsumer:
         """Send ``error`` as an error frame (state ``f``) and log it with its trace id."""
         if log and settings.LOG_CLIENT_ERRORS:
             self._log_client_error(error)
-        if self.closed:
+        if not await self._write(error_frame(error)):
             return
-        if self.sending:
-            self.offer(error_frame(error))
-        else:
-            try:
-                await self._send_event({"type": "websocket.send", "text": error_frame(error)})
-            except Exception:
-                self.closed = True
-                return
         if signals.error_sent.receivers:
             await self._notify(signals.error_sent, error=error)
 
