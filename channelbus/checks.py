@@ -30,6 +30,7 @@ from .topics import topic_kinds
 __all__ = [
     "check_allowed_origins",
     "check_channel_layer",
+    "check_history_settings",
     "check_job_settings",
     "check_message_timeouts",
     "check_registries",
@@ -53,7 +54,11 @@ _POSITIVE_INT = (
     "CLIENT_ERROR_LOG_INTERVAL",
     "OUTBOX_MAX_FRAMES",
     "OUTBOX_MAX_BYTES",
+    "RECOVERY_MAX_FRAMES",
 )
+
+#: Numbers of seconds (or sizes) that 0 turns off: a number 0 or more (None too where noted).
+_NUMBER_OR_OFF = {"TOPIC_HISTORY_TTL": False, "IDEMPOTENCY_WINDOW": True}
 
 #: Limits that None turns off.
 _POSITIVE_INT_OR_NONE = ("MAX_CONNECTIONS_PER_USER", "MAX_CONNECTIONS_PER_ADDRESS")
@@ -115,6 +120,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="channelbus.E003",
             )
         )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_history_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E003: a topic history or idempotency setting of the wrong kind."""
+    errors: list[Error] = []
+    user = settings.user_settings()
+    size = user.get("TOPIC_HISTORY_SIZE", DEFAULTS["TOPIC_HISTORY_SIZE"])
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+        errors.append(
+            Error(
+                f"CHANNELBUS['TOPIC_HISTORY_SIZE'] must be an integer, 0 (no history) or more, not {size!r}.",
+                id="channelbus.E003",
+            )
+        )
+    for key, none_ok in _NUMBER_OR_OFF.items():
+        value = user.get(key, DEFAULTS[key])
+        if value is None and none_ok:
+            continue
+        if not (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0):
+            errors.append(
+                Error(
+                    f"CHANNELBUS[{key!r}] must be a number of seconds, 0 or more"
+                    f"{' (or None)' if none_ok else ''}, not {value!r}.",
+                    id="channelbus.E003",
+                )
+            )
     return errors
 
 

@@ -87,6 +87,16 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_MAX_FRAMES": 1000,
     "OUTBOX_MAX_BYTES": 1024 * 1024,
     "SLOW_CLIENT_GRACE": 5.0,
+    # Topic history (channelbus.transport.history), for kinds whose history_size / history_ttl are None:
+    # the last TOPIC_HISTORY_SIZE numbered frames of each topic, each kept TOPIC_HISTORY_TTL seconds,
+    # replayed to a client that resubscribes with "since". 0: no history (frames are still numbered).
+    "TOPIC_HISTORY_SIZE": 0,
+    "TOPIC_HISTORY_TTL": 120,
+    # Most frames one resubscribe may replay; a longer gap answers recovered: false.
+    "RECOVERY_MAX_FRAMES": 1000,
+    # Seconds a request's trace id is remembered per user (or session) and type: a repeat within it
+    # runs nothing again and gets the stored terminal reply. 0 or None: off.
+    "IDEMPOTENCY_WINDOW": 120,
 }
 
 

@@ -6,10 +6,19 @@ messages: ``control`` (``s.ping``/``s.pong``) and ``dom`` (server-driven DOM act
 
 from __future__ import annotations
 
-from .message import Message, MessageLookup, Metadata, ProgressReporter, reply_frame, validation_errors
+from .message import (
+    REPLIED,
+    Message,
+    MessageLookup,
+    Metadata,
+    ProgressReporter,
+    reply_frame,
+    validation_errors,
+)
 from .registry import Registry, all_registries, incoming, outgoing
 
 __all__ = [
+    "REPLIED",
     "Message",
     "MessageLookup",
     "Metadata",

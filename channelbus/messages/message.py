@@ -27,7 +27,15 @@ from pydantic import ValidationError as PydanticValidationError
 from ..protocol import ValidationFailed, encode, states, valid_type_name
 from ..session import ConnectionSession
 
-__all__ = ["Message", "MessageLookup", "Metadata", "ProgressReporter", "reply_frame", "validation_errors"]
+__all__ = [
+    "REPLIED",
+    "Message",
+    "MessageLookup",
+    "Metadata",
+    "ProgressReporter",
+    "reply_frame",
+    "validation_errors",
+]
 
 
 class MessageLookup(Protocol):
@@ -294,6 +302,18 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.data!r}>"
+
+
+class _Replied:
+    """The type of :data:`REPLIED`."""
+
+    def __repr__(self) -> str:
+        return "REPLIED"
+
+
+#: What a handler returns when it sent its terminal reply itself (``topic.subscribe`` does, so that the
+#: frames it replays come after the reply): the connection sends nothing more.
+REPLIED: Any = _Replied()
 
 
 def reply_frame(cls: type[Message], trace_id: str, result: Any) -> str:

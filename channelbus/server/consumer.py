@@ -39,7 +39,7 @@ from ..background import in_background
 from ..conf import settings
 from ..jobs import caps, liveness, tracking
 from ..jobs.deferred import enqueue, new_job_id
-from ..messages import Message, Metadata, Registry, incoming, reply_frame
+from ..messages import REPLIED, Message, Metadata, Registry, incoming, reply_frame
 from ..protocol import (
     BadRequest,
     BusError,
@@ -59,7 +59,7 @@ from ..publishing.recheck import check_access_again
 from ..session import ConnectionSession
 from ..topics import topic_kinds, topics_from_token
 from ..topics.control import TopicLeft
-from ..transport import Hub, get_hub
+from ..transport import Hub, Recovery, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
 from . import limits
 from .errorlog import ErrorLogLimiter, printable
@@ -363,6 +363,17 @@ class BusConsumer:
         if self.hub is not None:
             await self.hub.leave(self, topic)
 
+    async def follow(self, topic: str, since: tuple[int, str] | None) -> Recovery:
+        """Follow ``topic``, holding its frames back until :meth:`release`; returns where it stands
+        and, after ``since = (n, epoch)``, the frames missed (see :meth:`Hub.follow`)."""
+        assert self.hub is not None
+        return await self.hub.follow(self, topic, since)
+
+    def release(self, topic: str, recovery: Recovery) -> None:
+        """Send the missed frames of ``recovery``, then the held ones: ``topic`` is followed live."""
+        if self.hub is not None:
+            self.hub.release(self, topic, recovery)
+
     async def _join_initial_topics(self) -> None:
         """The kinds every connection joins (``user:<pk>``, ``broadcast``), then the page's signed topics."""
         for kind in topic_kinds.auto_join_kinds():
@@ -412,6 +423,19 @@ class BusConsumer:
                 self._slow_timer = loop.call_at(box.slow_since + self._grace, self._check_slow)
         elif verdict is OVERFLOW:
             self._too_slow(box, "its outbox is full")
+
+    def replay(self, texts: tuple[str, ...]) -> None:
+        """Queue the missed frames of a recovered topic, beyond the outbox's limits (the replay is
+        bounded by ``RECOVERY_MAX_FRAMES``; the limits apply again once they are written)."""
+        if self.closed or not texts:
+            return
+        box = self._outbox
+        if box is None:
+            box = self._outbox = Outbox(*self._outbox_limits)
+        box.put_replay(texts)
+        self.sending += len(texts)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_outbox(box))
 
     async def _write_outbox(self, box: Outbox) -> None:
         """Send what waits in the outbox, oldest first, until it is empty (the connection's writer)."""
@@ -597,7 +621,7 @@ class BusConsumer:
                 if allowed_kind == "sync":
                     await database_sync_to_async(_check_allowed)(cls, meta, self)
                 result = await cls.from_payload(env.p, meta).handle()
-            if env.i is not None:
+            if env.i is not None and result is not REPLIED:
                 await self.send_frame(reply_frame(cls, env.i, result))
         except BusError as exc:
             if exc.trace_id is None:

@@ -22,7 +22,12 @@ memory and never holds back anyone else:
   with 4408 rather than lose it silently.
 
 So the memory a connection holds in frames is at most twice the limit, plus
-the frame being written.
+the frame being written, plus a replay.
+
+**A replay** (the frames a resubscribing client missed, at most
+``RECOVERY_MAX_FRAMES``) is counted against none of these limits:
+:meth:`Outbox.put_replay` raises them by its size until as many frames have
+been written.
 """
 
 from __future__ import annotations
@@ -45,7 +50,16 @@ class Outbox:
     class keeps no clock of its own, so it is tested without a server.
     """
 
-    __slots__ = ("dropped", "frames", "max_bytes", "max_frames", "size", "slow_since")
+    __slots__ = (
+        "allowance",
+        "allowance_bytes",
+        "dropped",
+        "frames",
+        "max_bytes",
+        "max_frames",
+        "size",
+        "slow_since",
+    )
 
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self.frames: deque[str] = deque()
@@ -57,6 +71,9 @@ class Outbox:
         self.slow_since: float | None = None
         #: Volatile frames dropped so far because the outbox was over its limit.
         self.dropped = 0
+        #: Frames and characters of replays not written yet: the limits are raised by them.
+        self.allowance = 0
+        self.allowance_bytes = 0
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -68,7 +85,7 @@ class Outbox:
         """Append ``text`` if the limits allow; :data:`QUEUED`, :data:`DROPPED` or :data:`OVERFLOW`."""
         frames = self.frames
         if frames:
-            n, size = len(frames), self.size
+            n, size = len(frames) - self.allowance, self.size - self.allowance_bytes
             if n >= self.max_frames or size >= self.max_bytes:
                 if volatile:
                     self.dropped += 1
@@ -77,15 +94,32 @@ class Outbox:
                     return OVERFLOW
         frames.append(text)
         self.size += len(text)
-        if self.slow_since is None and (len(frames) >= self.max_frames or self.size >= self.max_bytes):
+        if self.slow_since is None and self._over():
             self.slow_since = now
         return QUEUED
+
+    def put_replay(self, texts: tuple[str, ...]) -> None:
+        """Append the frames of a replay, counted against no limit until as many have been taken."""
+        self.frames.extend(texts)
+        size = sum(map(len, texts))
+        self.size += size
+        self.allowance += len(texts)
+        self.allowance_bytes += size
+
+    def _over(self) -> bool:
+        return (
+            len(self.frames) - self.allowance >= self.max_frames
+            or self.size - self.allowance_bytes >= self.max_bytes
+        )
 
     def take(self) -> str:
         """Remove and return the oldest frame (the outbox must not be empty)."""
         text = self.frames.popleft()
         self.size -= len(text)
-        if self.slow_since is not None and len(self.frames) < self.max_frames and self.size < self.max_bytes:
+        if self.allowance:
+            self.allowance -= 1
+            self.allowance_bytes = max(0, self.allowance_bytes - len(text)) if self.allowance else 0
+        if self.slow_since is not None and not self._over():
             self.slow_since = None
         return text
 
@@ -95,4 +129,5 @@ class Outbox:
         self.frames.clear()
         self.size = 0
         self.slow_since = None
+        self.allowance = self.allowance_bytes = 0
         return n

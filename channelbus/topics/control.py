@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..messages import Message, incoming, outgoing
+from ..messages import REPLIED, Message, incoming, outgoing, reply_frame
 from ..protocol import SubscribeRefused
 from .access import check_access, confirm_access
 
@@ -27,11 +27,35 @@ class TopicPayload(BaseModel):
     topic: str
 
 
+#: Largest ``n`` a client may send in ``since`` (JSON numbers beyond it lose precision in browsers).
+MAX_SINCE = 2**53 - 1
+
+
+class Since(BaseModel):
+    """``{"n", "epoch"}``: the last frame of a topic the client saw, and its numbering's epoch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(ge=0, le=MAX_SINCE, strict=True)
+    epoch: str = Field(min_length=1, max_length=64)
+
+
+class SubscribePayload(BaseModel):
+    """``{"topic", "since"?}``."""
+
+    topic: str
+    since: Since | None = None
+
+
 class SubscribedPayload(BaseModel):
-    """``{"topic", "state"}``: the topic and its initial state for this user."""
+    """``{"topic", "state", "n", "epoch", "recovered"?}``: the topic, its initial state for this user,
+    where its numbering stands, and (after a ``since``) whether the missed frames follow."""
 
     topic: str
     state: Any = None
+    n: int = 0
+    epoch: str = ""
+    recovered: bool | None = None
 
 
 class LeftPayload(BaseModel):
@@ -54,6 +78,13 @@ class TopicSubscribed(Message):
     name = "topic.subscribed"
     schema = SubscribedPayload
 
+    def payload(self) -> Any:
+        """The payload, without ``recovered`` when the subscribe gave no ``since``."""
+        data = super().payload()
+        if data.get("recovered") is None:
+            del data["recovered"]
+        return data
+
 
 @outgoing.register
 class TopicLeft(Message):
@@ -74,10 +105,11 @@ class TopicSubscriptions(Message):
 
 @incoming.register
 class TopicSubscribe(Message):
-    """``topic.subscribe {"topic"}`` → ``topic.subscribed {"topic", "state"}`` or ``error.subscribe``."""
+    """``topic.subscribe {"topic", "since"?}`` → ``topic.subscribed {"topic", "state", "n", "epoch",
+    "recovered"?}`` (then the missed frames, when recovered) or ``error.subscribe``."""
 
     name = "topic.subscribe"
-    schema = TopicPayload
+    schema = SubscribePayload
     concurrent = True
 
     async def handle(self) -> Any:
@@ -85,23 +117,35 @@ class TopicSubscribe(Message):
         missed; checked again once joined, so no recheck is missed).
 
         Subscribes and leaves of one connection take turns (its topic lock), so a
-        ``topic.leave`` sent during a slow check is applied after it, in order.
+        ``topic.leave`` sent during a slow check is applied after it, in order. The topic's
+        frames are held back from the join until the reply is sent; then come the missed frames
+        (with ``since``, when all are kept), then those held, newer than the reply's ``n``.
         """
         connection = self.meta.connection
+        since = self.data.since
         async with connection.topic_lock:
             topic = await database_sync_to_async(check_access)(self.data.topic, self.user)
-            if topic.name not in connection.topics and len(connection.topics) >= connection.max_topics:
+            name = topic.name
+            if name not in connection.topics and len(connection.topics) >= connection.max_topics:
                 raise SubscribeRefused(
                     f"This connection follows {connection.max_topics} topics already; leave one first.",
-                    topic=topic.name,
+                    topic=name,
                 )
-            await connection.join(topic.name)
+            recovery = await connection.follow(name, None if since is None else (since.n, since.epoch))
             try:
                 state = await database_sync_to_async(confirm_access)(self.data.topic, self.user)
             except BaseException:
-                await connection.leave(topic.name)
+                await connection.leave(name)
                 raise
-        return TopicSubscribed(topic=topic.name, state=state)
+            reply = TopicSubscribed(
+                topic=name, state=state, n=recovery.n, epoch=recovery.epoch, recovered=recovery.recovered
+            )
+            try:
+                if self.meta.trace_id is not None:
+                    await connection.send_frame(reply_frame(type(self), self.meta.trace_id, reply))
+            finally:
+                connection.release(name, recovery)
+        return REPLIED
 
 
 @incoming.register

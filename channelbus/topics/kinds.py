@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 
+from ..conf import settings
 from ..protocol import SubscribeRefused, valid_type_name
 
 __all__ = [
@@ -53,7 +54,11 @@ class Topic:
     ``auto_join`` (True: every connection joins it without asking; the kind
     decides which key with :meth:`auto_key`), ``key_pattern`` (for ``"slug"``
     keys: a regular expression the whole key must match, used instead of the
-    default slug pattern, e.g. ``r"[a-z0-9-]{1,32}"``).
+    default slug pattern, e.g. ``r"[a-z0-9-]{1,32}"``), ``history_size`` and
+    ``history_ttl`` (the last ``history_size`` frames published to each topic of
+    the kind, each kept ``history_ttl`` seconds, for clients that resubscribe with
+    ``since``; None: the settings ``TOPIC_HISTORY_SIZE`` and ``TOPIC_HISTORY_TTL``;
+    a size of 0: no history, see ``docs/topics.md``).
     """
 
     kind: ClassVar[str] = ""
@@ -61,6 +66,8 @@ class Topic:
     permission: ClassVar[str | None] = None
     auto_join: ClassVar[bool] = False
     key_pattern: ClassVar[str | re.Pattern[str] | None] = None
+    history_size: ClassVar[int | None] = None
+    history_ttl: ClassVar[float | None] = None
 
     def __init__(self, key: Any = None, raw_key: str | None = None) -> None:
         #: The resolved key: None, an int, a slug string or a model instance.
@@ -198,6 +205,16 @@ class TopicRegistry:
                 f"Register a Topic with kind = {kind!r} (or bind the model), or fix the name."
             )
         return name
+
+    def history_of(self, name: str) -> tuple[int, float]:
+        """``(size, ttl)`` of the history of topic ``name``: its kind's, else the settings' (size 0: none)."""
+        cls = self._kinds.get(name.partition(":")[0])
+        size = cls.history_size if cls is not None else None
+        ttl = cls.history_ttl if cls is not None else None
+        return (
+            int(settings.TOPIC_HISTORY_SIZE if size is None else size),
+            float(settings.TOPIC_HISTORY_TTL if ttl is None else ttl),
+        )
 
     def auto_join_kinds(self) -> list[type[Topic]]:
         """Kinds every connection joins by itself."""

@@ -9,6 +9,7 @@ frame framed once and written to every uvicorn socket).
 from __future__ import annotations
 
 from .addresses import ADDRESS_SEPARATOR, is_address, make_address, split_address
+from .history import Recovery
 from .hub import Endpoint, Hub, get_hub, group_name
 from .layer_health import DeliveryFailed
 
@@ -17,6 +18,7 @@ __all__ = [
     "DeliveryFailed",
     "Endpoint",
     "Hub",
+    "Recovery",
     "get_hub",
     "group_name",
     "is_address",

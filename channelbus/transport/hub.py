@@ -37,7 +37,10 @@ from django.core.signals import setting_changed
 from ..background import in_background
 from ..conf import settings
 from ..protocol import CloseCode
+from ..topics import topic_kinds
 from .addresses import LOCAL, make_address, split_address
+from .history import NUMBERING_TTL, MemoryHistory, Recovery
+from .history_redis import RedisHistory, redis_hosts
 from .layer_health import (
     PROBE_EVENT,
     DeliveryFailed,
@@ -51,7 +54,7 @@ from .layer_health import (
 )
 from .raw_frames import RawSocket, text_frame
 
-__all__ = ["Endpoint", "Hub", "get_hub", "group_name"]
+__all__ = ["Endpoint", "Hub", "get_hub", "group_name", "history_of"]
 
 logger = logging.getLogger("channelbus")
 
@@ -90,6 +93,9 @@ class Endpoint(Protocol):
     def offer(self, text: str, volatile: bool = False) -> None:
         """Queue one encoded frame for the socket without waiting (its outbox applies the limits)."""
 
+    def replay(self, texts: tuple[str, ...]) -> None:
+        """Queue the missed frames of a recovered topic (counted against none of the outbox's limits)."""
+
     async def close(self, code: int, reason: str = "") -> None:
         """Say ``s.closing`` and close the socket."""
 
@@ -115,6 +121,12 @@ def _on_serving_hub(
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, serving.loop))
 
     return call
+
+
+def history_of(topic: str) -> tuple[int, float]:
+    """``(size, ttl)`` of ``topic``'s history (its kind's or the settings'; ttl at most ``NUMBERING_TTL``)."""
+    size, ttl = topic_kinds.history_of(topic)
+    return size, min(ttl, NUMBERING_TTL)
 
 
 def group_name(topic: str) -> str:
@@ -150,6 +162,11 @@ class Hub:
         #: (:mod:`channelbus.transport.raw_frames`), and handed to the socket's ASGI ``send``.
         self.raw_frames = 0
         self.asgi_frames = 0
+        #: Topic numbering and history: in this process, or in Redis with a channels_redis layer.
+        self._history: MemoryHistory | RedisHistory | None = None
+        #: topic -> local connections subscribing with recovery, and the frames held back for each
+        #: (``(n or None, text, volatile)``) until :meth:`release` sends them after the missed ones.
+        self.holding: dict[str, dict[Endpoint, list[tuple[int | None, str, bool]]]] = {}
 
     @property
     def cross_process(self) -> bool:
@@ -197,6 +214,47 @@ class Hub:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+        history = self._history
+        if isinstance(history, RedisHistory):
+            self._history = None
+            with contextlib.suppress(Exception):
+                await history.close()
+
+    @property
+    def history(self) -> MemoryHistory | RedisHistory:
+        """Where topics are numbered: Redis with a channels_redis layer, else this process's memory."""
+        history = self._history
+        if history is None:
+            self.pick_layer()
+            hosts = redis_hosts(self.layer) if self.layer is not None else None
+            prefix = getattr(self.layer, "prefix", "asgi")
+            history = self._history = RedisHistory(hosts, prefix) if hosts else MemoryHistory()
+        return history
+
+    async def number(self, topic: str, text: str) -> tuple[int, str]:
+        """Give one frame published to ``topic`` its ``n`` (kept in the topic's history if it has one)."""
+        size, ttl = history_of(topic)
+        history = self.history
+        if isinstance(history, MemoryHistory):
+            return history.append(topic, text, size, ttl, time.monotonic())
+        try:
+            return await history.append(topic, text, size, ttl)
+        except Exception as exc:  # Redis unreachable: the publish fails as a layer call would
+            self.health.failed("history append", exc)
+            raise DeliveryFailed() from exc
+
+    async def position(self, topic: str, since: tuple[int, str] | None) -> Recovery:
+        """Where ``topic`` stands, and (with ``since``) the frames missed since then, if all are kept."""
+        ttl = history_of(topic)[1]
+        max_frames = int(settings.RECOVERY_MAX_FRAMES)
+        history = self.history
+        if isinstance(history, MemoryHistory):
+            return history.read(topic, since, ttl, max_frames, time.monotonic())
+        try:
+            return await history.read(topic, since, ttl, max_frames)
+        except Exception as exc:
+            self.health.failed("history read", exc)
+            raise DeliveryFailed() from exc
 
     def serving_hub(self) -> Hub:
         """The hub that must make a delivery asked of this one (the layer choice, written once).
@@ -275,9 +333,49 @@ class Hub:
         subscribers.add(connection)
         connection.topics.add(topic)
 
+    async def follow(self, connection: Endpoint, topic: str, since: tuple[int, str] | None) -> Recovery:
+        """Join ``topic`` and tell where it stands (with ``since``: what was missed), holding back its
+        frames for ``connection`` until :meth:`release`; the caller must call it (or :meth:`leave`).
+
+        The frames published meanwhile are held, not lost: :meth:`release` sends the missed ones,
+        then the held ones that are newer (no gap, no duplicate, in order).
+        """
+        holding = self.holding.setdefault(topic, {})
+        holding[connection] = []
+        try:
+            await self.join(connection, topic)
+            return await self.position(topic, since)
+        except BaseException:
+            self._unhold(topic, connection)
+            raise
+
+    def release(self, connection: Endpoint, topic: str, recovery: Recovery) -> None:
+        """End :meth:`follow`: queue the missed frames (when recovered), then the frames held since
+        that are newer than ``recovery.n``; from now on the topic's frames reach ``connection`` live."""
+        held = self._unhold(topic, connection)
+        if connection.closed or topic not in connection.topics:
+            return
+        if recovery.recovered and recovery.frames:
+            connection.replay(recovery.frames)
+        after = recovery.n
+        for n, text, volatile in held:
+            if n is None or n > after:
+                connection.offer(text, volatile)
+
+    def _unhold(self, topic: str, connection: Endpoint) -> list[tuple[int | None, str, bool]]:
+        holding = self.holding.get(topic)
+        if holding is None:
+            return []
+        held = holding.pop(connection, [])
+        if not holding:
+            del self.holding[topic]
+        return held
+
     async def leave(self, connection: Endpoint, topic: str) -> None:
         """Stop ``connection`` following ``topic``."""
         connection.topics.discard(topic)
+        if self.holding:
+            self._unhold(topic, connection)
         subscribers = self.members.get(topic)
         if subscribers is None:
             return
@@ -299,11 +397,17 @@ class Hub:
         """Deliver an encoded frame to every follower of ``topic``, in every process.
 
         ``exclude`` is the address of a connection that does not get it. A ``volatile`` frame
-        may be dropped for a connection whose outbox is over its limit.
+        may be dropped for a connection whose outbox is over its limit, and is not numbered;
+        any other gets the topic's next ``n`` (and a place in its history, if it keeps one).
         """
+        n = None
+        if not volatile:
+            n, text = await self.number(topic, text)
         if self.layer is None:
-            return await self.deliver(topic, text, exclude, volatile)
+            return await self.deliver(topic, text, exclude, volatile, n)
         event: dict[str, Any] = {"type": TOPIC_EVENT, "topic": topic, "text": text}
+        if n is not None:
+            event["n"] = n
         if exclude:
             event["exclude"] = exclude
         if volatile:
@@ -370,7 +474,7 @@ class Hub:
         return None, channel, connection_id
 
     async def deliver(
-        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False
+        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False, n: int | None = None
     ) -> None:
         """Hand one frame to every local follower of ``topic`` (the per-delivery hot path).
 
@@ -378,17 +482,23 @@ class Hub:
         see :mod:`~.raw_frames`), can take them now and has no frame of its own waiting gets the
         frame framed once for all of them, written to its transport; every other one gets the
         text in its outbox (``offer``), which its own writer sends when the socket drains.
+        A connection being subscribed with recovery (:meth:`follow`) gets it held instead.
         """
         subscribers = self.members.get(topic)
         if not subscribers:
             return
         excluded = split_address(exclude)[1] if exclude else None
+        held = self.holding.get(topic) if self.holding else None
+        if held:
+            for connection, frames in held.items():
+                if connection.connection_id != excluded:
+                    frames.append((n, text, volatile))
         frame: bytes | None = None
         raw_count = pushed = 0
         try:
             # No await in this loop: offer() only appends, so the set cannot change meanwhile.
             for connection in subscribers:
-                if connection.connection_id == excluded or connection.closed:
+                if connection.connection_id == excluded or connection.closed or (held and connection in held):
                     continue
                 raw = connection.raw
                 # RawSocket.write's test, inlined: no frame of the connection waiting or being sent,
@@ -447,7 +557,11 @@ class Hub:
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == TOPIC_EVENT:
             await self.deliver(
-                event["topic"], event["text"], event.get("exclude"), bool(event.get("volatile"))
+                event["topic"],
+                event["text"],
+                event.get("exclude"),
+                bool(event.get("volatile")),
+                event.get("n"),
             )
         elif kind == DIRECT_EVENT:
             connection = self.connections.get(event["connection"])

@@ -10,15 +10,39 @@ export interface Frame<P = unknown> {
   p?: P;
   s?: State;
   c?: string;
+  /** The topic's publish number of a frame published to a topic (volatile types have none). */
   n?: number;
 }
 
-/** Error types: the server's "error.*", or client.timeout | client.queue_full | client.disconnected | client.closed. */
+/**
+ * Error types: the server's "error.*", or client.timeout | client.queue_full | client.disconnected | client.closed.
+ * client.disconnected: the socket dropped twice before the reply (a request is re-sent once after a reconnect),
+ * or once for topic.subscribe, topic.leave and s.ping, which are not re-sent.
+ */
 export class BusError extends Error {
   constructor(type: string, payload?: { msg?: string; [key: string]: unknown } | null, frame?: Frame | null);
   readonly type: string;
   readonly payload: { msg?: string; [key: string]: unknown } | null;
   readonly frame: Frame | null;
+}
+
+/**
+ * Where a client stands in one topic's numbering: every n <= last was seen, ahead holds the n seen above
+ * last + 1 (out of order), epoch names the numbering. The Bus keeps one per subscribed topic.
+ */
+export class Position {
+  constructor(n?: number, epoch?: string | null);
+  last: number;
+  epoch: string | null;
+  readonly ahead: Set<number>;
+  /** Start again at n of numbering epoch. */
+  reset(n: number, epoch: string | null): void;
+  /** Count frame n as seen; false for a duplicate. Beyond 1000 frames ahead, the gap below them is accepted. */
+  accept(n: number): boolean;
+  /** A plain subscribe's reply: every frame up to n counts as seen (another epoch: reset). */
+  moveTo(n: number, epoch: string | null): void;
+  /** {n: last, epoch} for a resubscribe's since; null while no epoch is known. */
+  since(): { n: number; epoch: string } | null;
 }
 
 export interface BackoffOptions {
@@ -77,6 +101,15 @@ export interface RequestOptions {
   onState?: (frame: Frame) => void;
 }
 
+export interface SubscribeOptions<S = unknown> extends RequestOptions {
+  /**
+   * Called when a renewal after a reconnect could not recover the frames missed meanwhile (another epoch, a
+   * gap older than the topic's history or too long): state is the topic's fresh initial state; replace what
+   * the page shows with it. Called before the frames that follow, and before the event unrecovered.
+   */
+  onReset?: (state: S | null) => void;
+}
+
 export interface Subscription<S = unknown> {
   /** The topic name as the server normalised it. */
   topic: string;
@@ -98,7 +131,13 @@ export interface BusEventMap {
   reconnecting: CustomEvent<{ attempt: number; delay: number }>;
   /** Closed with 4401 / 4403: the bus does not reconnect. */
   refused: CustomEvent<CloseDetail>;
-  resubscribed: CustomEvent<{ topic: string; state: unknown }>;
+  /**
+   * A subscription was renewed after a reconnect. recovered: true, the missed frames follow (state may be
+   * ignored); false, they cannot (replace what the page shows with state); null, no position was known.
+   */
+  resubscribed: CustomEvent<{ topic: string; state: unknown; recovered: boolean | null }>;
+  /** A renewal could not recover the missed frames: reload from state (fired before resubscribed). */
+  unrecovered: CustomEvent<{ topic: string; state: unknown }>;
   subscriptionlost: CustomEvent<{ topic: string; error: BusError }>;
   /** A notice is about to be drawn (dom.notice or bus.notice()); preventDefault() to draw your own. */
   notice: CustomEvent<{ text: string; level: NoticeLevel }>;
@@ -116,6 +155,8 @@ export interface BoundElementEventMap {
 export class Bus extends EventTarget {
   constructor(options?: BusOptions);
   readonly url: string;
+  /** 8 random base36 characters; trace ids are "<tabId>-<counter>". */
+  readonly tabId: string;
   readonly connected: boolean;
   connect(): void;
   /** Close for good: no reconnect, pending requests reject with client.closed. */
@@ -130,7 +171,7 @@ export class Bus extends EventTarget {
   subscribe<S = unknown, P = unknown>(
     topic: string,
     handler: (frame: Frame<P>) => void,
-    options?: RequestOptions,
+    options?: SubscribeOptions<S>,
   ): Promise<Subscription<S>>;
   /** Bind the [data-bus-type] elements under root (default document), also those added later. Returns unbind. */
   bind(root?: Document | Element): () => void;
@@ -181,6 +222,7 @@ declare const channelbus: {
   Bus: typeof Bus;
   BusError: typeof BusError;
   BoundedQueue: typeof BoundedQueue;
+  Position: typeof Position;
   backoffDelay: typeof backoffDelay;
   expandBatch: typeof expandBatch;
   PROTOCOL: typeof PROTOCOL;

@@ -18,12 +18,84 @@
   // in) or this page (4403, origin not allowed or access revoked). Retrying would only be refused again.
   const NO_RECONNECT_CODES = [4401, 4403];
   const STABLE_AFTER_MS = 5000; // a socket open this long resets the reconnect backoff
+  // Requests that are not re-sent after a reconnect: subscriptions are renewed by their own resubscribe (with
+  // since), and a ping is only about the socket that dropped.
+  const NOT_RESENT = ["topic.subscribe", "topic.leave", "s.ping"];
+  // Out-of-order frames remembered above a topic's position; beyond that many the gap is taken as lost.
+  const AHEAD_LIMIT = 1000;
   const MAX_TIMER_MS = 2147483647; // setTimeout's largest delay; longer ones fire at once
 
   /** Full-jitter exponential backoff: a random delay in [0, min(max, base * 2^attempt)] ms. */
   function backoffDelay(attempt, { base = 500, max = 30000, random = Math.random } = {}) {
     const cap = Math.min(max, base * Math.pow(2, Math.max(0, attempt)));
     return Math.floor(random() * cap);
+  }
+
+  /**
+   * A tab's own part of its trace ids: 8 random base36 characters. The server remembers each request's i
+   * per user (to answer a re-sent request without running it twice), so two tabs of one user must never
+   * send the same i: a counter alone would.
+   */
+  function newTabId() {
+    const bytes = new Uint8Array(8);
+    const crypto = globalThis.crypto;
+    if (crypto && crypto.getRandomValues) crypto.getRandomValues(bytes);
+    else for (let k = 0; k < bytes.length; k++) bytes[k] = Math.floor(Math.random() * 256); // very old engines
+    return Array.from(bytes, (byte) => (byte % 36).toString(36)).join("");
+  }
+
+  /**
+   * Where a client stands in one topic's numbering (the frames' n, see docs/protocol.md): last is the highest
+   * n such that every n' <= last was seen since the position was set, ahead the n seen above last + 1 (frames
+   * published from several processes may arrive out of order), epoch the numbering they belong to.
+   */
+  class Position {
+    constructor(n = 0, epoch = null) {
+      this.reset(n, epoch);
+    }
+
+    /** Start again at n of numbering epoch (a first subscribe, or a resubscribe that could not recover). */
+    reset(n, epoch) {
+      this.last = n;
+      this.epoch = epoch;
+      this.ahead = new Set();
+    }
+
+    /**
+     * Count frame n as seen. Returns false for a duplicate (n <= last, or already ahead): the caller drops it.
+     * Beyond AHEAD_LIMIT frames ahead the gap below them is accepted as lost, which bounds the memory.
+     */
+    accept(n) {
+      if (n <= this.last || this.ahead.has(n)) return false;
+      if (n === this.last + 1) {
+        this.last = n;
+        while (this.ahead.delete(this.last + 1)) this.last++;
+      } else {
+        this.ahead.add(n);
+        if (this.ahead.size > AHEAD_LIMIT) this._skipTo(Math.max(...this.ahead));
+      }
+      return true;
+    }
+
+    /**
+     * A plain subscribe's reply said the topic stands at n: its state covers every frame up to n, so count
+     * them as seen (another epoch starts again at n).
+     */
+    moveTo(n, epoch) {
+      if (epoch !== this.epoch) this.reset(n, epoch);
+      else if (n > this.last) this._skipTo(n);
+    }
+
+    /** The since of a resubscribe, {n, epoch}; null while no epoch is known (a server without numbering). */
+    since() {
+      return this.epoch == null ? null : { n: this.last, epoch: this.epoch };
+    }
+
+    _skipTo(n) {
+      this.last = n;
+      for (const seen of this.ahead) if (seen <= n) this.ahead.delete(seen);
+      while (this.ahead.delete(this.last + 1)) this.last++;
+    }
   }
 
   /** An s.batch frame as its individual frames {t, c, p}, in order; any other frame as [frame]. */
@@ -92,7 +164,10 @@
    *   disconnected  {code, reason, closing}     the socket closed; closing is the last s.closing payload
    *   reconnecting  {attempt, delay}            a new connection is tried after delay ms
    *   refused       {code, reason, closing}     closed with 4401/4403: the bus stops, no reconnect
-   *   resubscribed  {topic, state}              a subscription was renewed after a reconnect
+   *   resubscribed  {topic, state, recovered}   a subscription was renewed after a reconnect; recovered: true
+   *                                             (the missed frames follow), false (they cannot: reload from
+   *                                             state), null (no position was known: nothing to recover)
+   *   unrecovered   {topic, state}              a renewal could not recover the missed frames (before resubscribed)
    *   subscriptionlost {topic, error}           a renewal was refused, or the server sent topic.left
    */
   class Bus extends EventTarget {
@@ -112,7 +187,8 @@
       this._queue = new BoundedQueue(queueLimit); // outgoing frames while disconnected
       this._pending = new Map(); // trace id -> request entry; removed on the terminal frame or timeout
       this._handlers = new Map(); // message type -> Set of handlers (server-initiated frames)
-      this._subs = new Map(); // topic -> {handlers: Set, live: boolean}
+      this._subs = new Map(); // topic -> {handlers: Set, live: boolean, position: Position | null}
+      this.tabId = newTabId(); // trace ids are "<tabId>-<counter>": unique per tab, see newTabId
       this._seq = 0;
       this._attempt = 0;
       this._ws = null;
@@ -176,13 +252,23 @@
      * client.closed. onState(frame) sees the a/q/r frames. A request that times out while still queued
      * is taken off the queue: it is never sent later.
      */
-    request(type, payload, { timeout = 10000, onState } = {}) {
-      const id = String(++this._seq);
+    request(type, payload, options) {
+      return this._request(type, payload, options);
+    }
+
+    /**
+     * request() with onReply(p), called on the success frame before anything after it is dispatched (a
+     * promise's then would run later: the frames of a topic that follow its topic.subscribed need the
+     * position the reply sets).
+     */
+    _request(type, payload, { timeout = 10000, onState } = {}, onReply = null) {
+      const id = `${this.tabId}-${++this._seq}`;
       const frame = { t: type, i: id };
       if (payload !== undefined) frame.p = payload;
       return new Promise((resolve, reject) => {
         if (this._stopped) return reject(new BusError("client.closed", { msg: "The connection was closed." }));
-        const entry = { frame, resolve, reject, onState, sent: false, timer: null, item: null };
+        // resend: sent on a socket that dropped, to be sent again (once: resent) on the next one.
+        const entry = { frame, resolve, reject, onState, onReply, sent: false, resend: false, resent: false, timer: null, item: null };
         if (this._open) {
           this._transmit(frame);
           entry.sent = true;
@@ -218,22 +304,32 @@
     }
 
     /**
-     * Follow a topic: handler(frame) gets the frames whose c is the topic. Resolves {topic, state,
-     * unsubscribe}; rejects with the error.subscribe. Renewed after every reconnect (event resubscribed).
+     * Follow a topic: handler(frame) gets the frames whose c is the topic, each numbered frame once.
+     * Resolves {topic, state, unsubscribe}; rejects with the error.subscribe. Renewed after every reconnect
+     * (event resubscribed), resuming where it stopped; options.onReset(state) is called (and the event
+     * unrecovered fired) when the missed frames cannot be recovered. Other options as for request().
      */
     subscribe(topic, handler, options) {
+      const { onReset, ...requestOptions } = options || {};
       const hook = (frame) => handler(frame); // one entry per call, even for the same handler twice
+      hook.onReset = onReset;
       this._subAdd(topic, hook);
-      return this.request("topic.subscribe", { topic }, options).then(
-        (p) => {
-          const name = (p && p.topic) || topic; // the server normalises names: user:042 -> user:42
-          if (name !== topic) {
-            this._subDelete(topic, hook);
-            this._subAdd(name, hook);
-          }
-          this._subs.get(name).live = true;
-          return { topic: name, state: p ? p.state : null, unsubscribe: () => this._unsubscribe(name, hook) };
-        },
+      let name = topic;
+      const onReply = (p) => {
+        name = (p && p.topic) || topic; // the server normalises names: user:042 -> user:42
+        if (name !== topic) {
+          this._subDelete(topic, hook);
+          this._subAdd(name, hook);
+        }
+        const sub = this._subs.get(name);
+        sub.live = true;
+        if (p && p.epoch != null) {
+          if (sub.position) sub.position.moveTo(p.n, p.epoch);
+          else sub.position = new Position(p.n, p.epoch);
+        }
+      };
+      return this._request("topic.subscribe", { topic }, requestOptions, onReply).then(
+        (p) => ({ topic: name, state: p ? p.state : null, unsubscribe: () => this._unsubscribe(name, hook) }),
         (error) => {
           this._subDelete(topic, hook);
           throw error;
@@ -324,7 +420,7 @@
 
     _subAdd(topic, hook) {
       let sub = this._subs.get(topic);
-      if (!sub) this._subs.set(topic, (sub = { handlers: new Set(), live: false }));
+      if (!sub) this._subs.set(topic, (sub = { handlers: new Set(), live: false, position: null }));
       sub.handlers.add(hook);
     }
 
@@ -363,15 +459,15 @@
       // Renew the confirmed subscriptions (the server forgot them with the old socket). Subscriptions not
       // yet confirmed have their topic.subscribe in the queue below, or were rejected on disconnect.
       for (const [topic, sub] of this._subs) {
-        if (!sub.live) continue;
-        this.request("topic.subscribe", { topic }).then(
-          (p) => this._emit("resubscribed", { topic, state: p ? p.state : null }),
-          (error) => {
-            if (error.type === "client.disconnected" || error.type === "client.closed") return;
-            if (this._subs.get(topic) === sub) this._subs.delete(topic);
-            this._emit("subscriptionlost", { topic, error });
-          },
-        );
+        if (sub.live) this._renew(topic, sub);
+      }
+      // Then the requests that were in flight when the last socket dropped, once, with their own i: the
+      // server answers a repeated i from what it remembers instead of running the request twice.
+      for (const entry of this._pending.values()) {
+        if (!entry.resend) continue;
+        entry.resend = false;
+        entry.resent = entry.sent = true;
+        this._transmit(entry.frame);
       }
       for (const item of this._queue.drain()) {
         if (item.entry && !this._pending.has(item.entry.frame.i)) continue; // timed out meanwhile
@@ -382,6 +478,36 @@
       // a close() in a listener stops the heartbeat just started.
       this._startHeartbeat();
       this._emit("connected", { url: this.url });
+    }
+
+    /** Subscribe again after a reconnect, from the position reached (since), and tell the page how it went. */
+    _renew(topic, sub) {
+      const payload = { topic };
+      const since = sub.position && sub.position.since();
+      if (since) payload.since = since;
+      const onReply = (p) => {
+        if (this._subs.get(topic) !== sub) return; // unsubscribed meanwhile
+        const reply = p || {};
+        const recovered = reply.recovered == null ? null : reply.recovered;
+        const state = reply.state === undefined ? null : reply.state;
+        // Recovered: the missed frames follow and move the position on from since. Otherwise the
+        // topic's state replaces what was missed: count from the reply's n.
+        if (recovered !== true && reply.epoch != null) {
+          if (sub.position) sub.position.reset(reply.n, reply.epoch);
+          else sub.position = new Position(reply.n, reply.epoch);
+        }
+        // Told before the frames that follow the reply are dispatched, so the page reloads first.
+        if (recovered === false) {
+          for (const hook of [...sub.handlers]) if (hook.onReset) this._safely(hook.onReset, state);
+          this._emit("unrecovered", { topic, state });
+        }
+        this._emit("resubscribed", { topic, state, recovered });
+      };
+      this._request("topic.subscribe", payload, {}, onReply).catch((error) => {
+        if (error.type === "client.disconnected" || error.type === "client.closed") return;
+        if (this._subs.get(topic) === sub) this._subs.delete(topic);
+        this._emit("subscriptionlost", { topic, error });
+      });
     }
 
     _onMessage(event) {
@@ -401,22 +527,25 @@
         if (f.s === "s" || f.s === "f") {
           clearTimeout(entry.timer);
           this._pending.delete(f.i);
-          if (f.s === "s") entry.resolve(f.p === undefined ? null : f.p);
+          const p = f.p === undefined ? null : f.p;
+          if (f.s === "s" && entry.onReply) this._safely(entry.onReply, p);
+          if (f.s === "s") entry.resolve(p);
           else entry.reject(new BusError(f.t, f.p, f));
         } else if (entry.onState) {
           this._safely(entry.onState, f); // a, q, r (progress); a throwing onState breaks nothing
         }
         return;
       }
+      // A numbered frame of a followed topic that was seen already (a replay overlapping what arrived, a
+      // frame sent again) reaches nobody: not the topic's handlers, the DOM or on().
+      const followed = f.c == null ? undefined : this._subs.get(f.c);
+      if (followed && followed.position && Number.isInteger(f.n) && !followed.position.accept(f.n)) return;
       if (f.t === "s.closing") this._closing = f.p || null;
       if (f.t === "topic.left" && f.i == null && f.p && this._subs.delete(f.p.topic)) {
         this._emit("subscriptionlost", { topic: f.p.topic, error: new BusError("topic.left", f.p, f) });
       }
       if (this._dom && typeof f.t === "string" && f.t.startsWith("dom.")) this._safely((frame) => this._applyDom(frame), f);
-      if (f.c != null) {
-        const sub = this._subs.get(f.c);
-        if (sub) for (const h of [...sub.handlers]) this._safely(h, f);
-      }
+      if (followed) for (const h of [...followed.handlers]) this._safely(h, f);
       for (const key of [f.t, "*"]) {
         const set = this._handlers.get(key);
         if (set) for (const h of [...set]) this._safely(h, f);
@@ -468,11 +597,18 @@
       this._pingTimer = null;
       clearTimeout(this._stableTimer);
       this._stableTimer = null;
-      // Requests already sent get no reply on a new socket: fail them now. Queued ones wait for the next.
-      // When this close is final (close(), or a refusal), they all fail with client.closed below instead.
+      // Requests already sent get no reply on a new socket: each is sent again once on the next one (same i),
+      // unless it was already re-sent or is not re-sent at all (NOT_RESENT); those fail now. Queued ones
+      // wait for the next socket. When this close is final (close(), or a refusal), they all fail with
+      // client.closed below instead.
       const final = this._stopped || NO_RECONNECT_CODES.includes(code);
       for (const [id, entry] of this._pending) {
         if (!entry.sent || final) continue;
+        entry.sent = false;
+        if (!entry.resent && !NOT_RESENT.includes(entry.frame.t)) {
+          entry.resend = true;
+          continue;
+        }
         clearTimeout(entry.timer);
         this._pending.delete(id);
         entry.reject(new BusError("client.disconnected", { msg: "The connection closed before the reply." }));
@@ -861,7 +997,7 @@
   }
 
   const api = {
-    Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
+    Bus, BusError, BoundedQueue, Position, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
     applyDomAction, unsafeAttribute, formPayload, fieldNames, showErrors, clearErrors, BOUND_EVENTS,
     bus: null,
   };

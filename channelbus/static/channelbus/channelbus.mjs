@@ -5,7 +5,7 @@ import "./channelbus.js";
 
 const channelbus = globalThis.channelbus;
 export const {
-  Bus, BusError, BoundedQueue, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
+  Bus, BusError, BoundedQueue, Position, backoffDelay, expandBatch, PROTOCOL, NO_RECONNECT_CODES,
   applyDomAction, unsafeAttribute, formPayload, fieldNames, showErrors, clearErrors, BOUND_EVENTS,
 } = channelbus;
 /** The page's bus, started by {% channelbus_client %} (null without its configuration element). */
