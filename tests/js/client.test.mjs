@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import vm from "node:vm";
 
 import {
-  Bus, BoundedQueue, backoffDelay, expandBatch, fieldNames, unsafeAttribute, applyDomAction,
+  Bus, BoundedQueue, Position, backoffDelay, expandBatch, fieldNames, unsafeAttribute, applyDomAction,
 } from "../../channelbus/static/channelbus/channelbus.mjs";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -60,7 +60,8 @@ function makeBus(options = {}) {
     backoff: { base: 1, max: 2 }, ...options,
   });
   const events = [];
-  for (const name of ["connected", "disconnected", "reconnecting", "refused", "resubscribed", "subscriptionlost"]) {
+  const names = ["connected", "disconnected", "reconnecting", "refused", "resubscribed", "unrecovered", "subscriptionlost"];
+  for (const name of names) {
     bus.addEventListener(name, (event) => events.push([name, event.detail]));
   }
   return { bus, events };
@@ -119,8 +120,9 @@ test("a full outgoing queue rejects the new request with client.queue_full; the 
   assert.equal(bus.send("demo.echo", {}), false);
   const ws = FakeSocket.last;
   ws.open();
-  assert.deepEqual(ws.sent, [{ t: "demo.add", i: "1", p: { a: 1 } }, { t: "demo.echo", p: { text: "hi" } }]);
-  ws.deliver({ t: "demo.add", i: "1", p: { sum: 1 }, s: "s" });
+  const i = `${bus.tabId}-1`;
+  assert.deepEqual(ws.sent, [{ t: "demo.add", i, p: { a: 1 } }, { t: "demo.echo", p: { text: "hi" } }]);
+  ws.deliver({ t: "demo.add", i, p: { sum: 1 }, s: "s" });
   assert.deepEqual(await first, { sum: 1 });
   bus.close();
 });
@@ -179,7 +181,7 @@ test("a request that timed out while queued is never sent", async () => {
   bus.close();
 });
 
-test("in-flight requests fail on disconnect; subscriptions are renewed after a reconnect", async () => {
+test("subscriptions are renewed after a reconnect (a reply without n and epoch: no since)", async () => {
   const { bus, events } = makeBus();
   let ws = FakeSocket.last;
   ws.open();
@@ -188,10 +190,8 @@ test("in-flight requests fail on disconnect; subscriptions are renewed after a r
   ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, p: { topic: "user:42", state: { n: 0 } }, s: "s" });
   const sub = await subscribed;
   assert.deepEqual([sub.topic, sub.state], ["user:42", { n: 0 }]);
-  const inflight = bus.request("demo.add", {});
 
   ws.drop(1006);
-  await assert.rejects(inflight, { type: "client.disconnected" });
   assert.equal(bus.connected, false);
   await sleep(10); // backoff max 2 ms
   assert.equal(FakeSocket.all.length, 2);
@@ -205,7 +205,7 @@ test("in-flight requests fail on disconnect; subscriptions are renewed after a r
   ws.deliver({ t: "x.note", p: 2, c: "other" });
   assert.deepEqual(frames, [1]);
   assert.deepEqual(events.map(([name]) => name), ["connected", "disconnected", "reconnecting", "connected", "resubscribed"]);
-  assert.deepEqual(events[4][1], { topic: "user:42", state: { n: 5 } });
+  assert.deepEqual(events[4][1], { topic: "user:42", state: { n: 5 }, recovered: null });
 
   const left = sub.unsubscribe();
   assert.deepEqual(ws.sent[1], { t: "topic.leave", i: ws.sent[1].i, p: { topic: "user:42" } });
@@ -268,7 +268,7 @@ test("channelbus.js is a classic script that sets globalThis.channelbus", () => 
   const page = vm.createContext({ EventTarget, CustomEvent, setTimeout, clearTimeout, setInterval, clearInterval });
   vm.runInContext(source, page); // parsed as a script, not a module: no import/export allowed
   assert.deepEqual(Object.keys(page.channelbus).sort(), [
-    "BOUND_EVENTS", "BoundedQueue", "Bus", "BusError", "NO_RECONNECT_CODES", "PROTOCOL", "applyDomAction",
+    "BOUND_EVENTS", "BoundedQueue", "Bus", "BusError", "NO_RECONNECT_CODES", "PROTOCOL", "Position", "applyDomAction",
     "backoffDelay", "bus", "clearErrors", "expandBatch", "fieldNames", "formPayload", "showErrors",
     "unsafeAttribute",
   ]);
@@ -456,5 +456,211 @@ test("an onState that throws is reported later and breaks neither the socket's h
   assert.deepEqual(await request, { total: 1 });
   delete globalThis.reportError;
   assert.deepEqual(thrown, ["page bug"]);
+  bus.close();
+});
+
+// -- Resuming topics and re-sending requests (issue 12) -----------------------------------------------------------
+
+/** makeBus() with its socket open: {bus, events, ws}. */
+function openBus(options) {
+  const made = makeBus(options);
+  FakeSocket.last.open();
+  return { ...made, ws: FakeSocket.last };
+}
+
+/** Drop the socket as a network would, wait for the bus's next one and open it. */
+async function dropAndReopen(ws) {
+  const count = FakeSocket.all.length;
+  ws.drop(1006);
+  await waitFor(() => FakeSocket.all.length === count + 1); // backoff max 2 ms
+  const next = FakeSocket.last;
+  next.open();
+  return next;
+}
+
+/** Drop the socket and check that the renewal on the next one asks to resume from since. */
+async function resumesFrom(ws, since) {
+  const next = await dropAndReopen(ws);
+  assert.deepEqual(next.sent[0].p.since, since);
+}
+
+/** Subscribe and answer as the server does: the reply with the topic's position, nothing recovered. */
+async function subscribed(bus, ws, topic, { n, epoch }, handler, options) {
+  const pending = bus.subscribe(topic, handler, options);
+  const frame = ws.sent[ws.sent.length - 1];
+  assert.deepEqual([frame.t, frame.p], ["topic.subscribe", { topic }]);
+  ws.deliver({ t: "topic.subscribed", i: frame.i, p: { topic, state: { at: n }, n, epoch }, s: "s" });
+  return pending;
+}
+
+const numbered = (topic, n, text = `m${n}`) => ({ t: "chat.message", p: { text }, c: topic, n });
+
+test("trace ids are <tabId>-<counter>, with a random tabId per Bus", () => {
+  const { bus: one, ws: first } = openBus();
+  const { bus: two, ws: second } = openBus();
+  for (const bus of [one, two]) assert.match(bus.tabId, /^[0-9a-z]{8}$/);
+  assert.notEqual(one.tabId, two.tabId);
+  for (const bus of [one, two]) {
+    bus.request("demo.add", {}).catch(() => {});
+    bus.request("demo.add", {}).catch(() => {});
+  }
+  assert.deepEqual(first.sent.map((f) => f.i), [`${one.tabId}-1`, `${one.tabId}-2`]);
+  assert.deepEqual(second.sent.map((f) => f.i), [`${two.tabId}-1`, `${two.tabId}-2`]);
+  one.close();
+  two.close();
+});
+
+test("Position: duplicates are refused, frames out of order are counted once, the gap ahead is bounded", () => {
+  const position = new Position(3, "e1");
+  assert.deepEqual([4, 4, 3, 1].map((n) => position.accept(n)), [true, false, false, false]);
+  assert.deepEqual([7, 6, 7].map((n) => position.accept(n)), [true, true, false]);
+  assert.deepEqual([position.last, [...position.ahead]], [4, [7, 6]]);
+  assert.equal(position.accept(5), true);
+  assert.deepEqual([position.last, position.ahead.size], [7, 0], "5 fills the gap: 6 and 7 were seen");
+  assert.deepEqual(position.since(), { n: 7, epoch: "e1" });
+
+  // A gap that never fills: beyond 1000 frames ahead of it, it is accepted as lost.
+  for (let n = 9; n <= 1008; n++) assert.equal(position.accept(n), true);
+  assert.deepEqual([position.last, position.ahead.size], [7, 1000]);
+  assert.equal(position.accept(1009), true);
+  assert.deepEqual([position.last, position.ahead.size], [1009, 0]);
+  assert.equal(position.accept(8), false, "below the accepted gap: dropped");
+
+  // A plain subscribe's reply counts everything up to its n as seen; another epoch starts again.
+  position.accept(1012);
+  position.moveTo(1010, "e1");
+  assert.deepEqual([position.last, [...position.ahead]], [1010, [1012]]);
+  position.moveTo(2, "e2");
+  assert.deepEqual([position.since(), position.ahead.size], [{ n: 2, epoch: "e2" }, 0]);
+  assert.equal(new Position().since(), null, "no epoch known: no since");
+});
+
+test("numbered frames of a subscribed topic seen already reach no handler; frames without n always do", async () => {
+  const { bus, ws } = openBus();
+  const topic = [], typed = [], all = [];
+  await subscribed(bus, ws, "chat.room:a", { n: 3, epoch: "e1" }, (frame) => topic.push(frame.n ?? frame.p.text));
+  bus.on("chat.message", (frame) => typed.push(frame.n ?? frame.p.text));
+  bus.on("*", (frame) => all.push(frame.n ?? frame.p.text));
+  for (const frame of [numbered("chat.room:a", 4), numbered("chat.room:a", 4), numbered("chat.room:a", 3)]) {
+    ws.deliver(frame);
+  }
+  ws.deliver({ t: "chat.message", p: { text: "volatile" }, c: "chat.room:a" });
+  ws.deliver({ t: "chat.message", p: { text: "volatile" }, c: "chat.room:a" });
+  ws.deliver(numbered("chat.room:b", 1)); // not subscribed here: not tracked
+  ws.deliver(numbered("chat.room:b", 1));
+  assert.deepEqual(topic, [4, "volatile", "volatile"]);
+  assert.deepEqual(typed, [4, "volatile", "volatile", 1, 1]);
+  assert.deepEqual(all, typed);
+  bus.close();
+});
+
+test("frames arriving out of order are delivered at once, each once", async () => {
+  const { bus, ws } = openBus();
+  const seen = [];
+  await subscribed(bus, ws, "chat.room:a", { n: 4, epoch: "e1" }, (frame) => seen.push(frame.n));
+  for (const n of [6, 5, 6, 5, 8, 7, 8]) ws.deliver(numbered("chat.room:a", n));
+  assert.deepEqual(seen, [6, 5, 8, 7]);
+  assert.deepEqual(bus._subs.get("chat.room:a").position.since(), { n: 8, epoch: "e1" });
+  bus.close();
+});
+
+test("after a reconnect a subscription resumes with since; recovered: true replays what was missed, once", async () => {
+  const { bus, events, ws: first } = openBus();
+  let ws = first;
+  const seen = [];
+  const reset = [];
+  await subscribed(bus, ws, "chat.room:a", { n: 10, epoch: "e1" }, (frame) => seen.push(frame.n), {
+    onReset: (state) => reset.push(state),
+  });
+  ws.deliver(numbered("chat.room:a", 11));
+  ws.deliver(numbered("chat.room:a", 13)); // 12 is still on its way when the socket drops
+
+  ws = await dropAndReopen(ws);
+  const [renewal] = ws.sent;
+  assert.deepEqual([renewal.t, renewal.p], ["topic.subscribe", { topic: "chat.room:a", since: { n: 11, epoch: "e1" } }]);
+  const p = { topic: "chat.room:a", state: { at: 14 }, n: 14, epoch: "e1", recovered: true };
+  ws.deliver({ t: "topic.subscribed", i: renewal.i, p, s: "s" });
+  for (const n of [12, 13, 14, 15]) ws.deliver(numbered("chat.room:a", n)); // the replay, then a live frame
+  assert.deepEqual(seen, [11, 13, 12, 14, 15]);
+  assert.deepEqual(reset, []);
+  const resubscribed = events.filter(([name]) => name === "resubscribed" || name === "unrecovered");
+  assert.deepEqual(resubscribed, [["resubscribed", { topic: "chat.room:a", state: { at: 14 }, recovered: true }]]);
+
+  await resumesFrom(ws, { n: 15, epoch: "e1" });
+  bus.close();
+});
+
+test("recovered: false starts again at the reply's n: onReset and unrecovered come before the frames after it", async () => {
+  const { bus, ws: first } = openBus();
+  let ws = first;
+  const log = [];
+  await subscribed(bus, ws, "chat.room:a", { n: 40, epoch: "e1" }, (frame) => log.push(["frame", frame.n]), {
+    onReset: (state) => log.push(["onReset", state]),
+  });
+  bus.addEventListener("unrecovered", (e) => log.push(["unrecovered", e.detail]));
+  bus.addEventListener("resubscribed", (e) => log.push(["resubscribed", e.detail.recovered]));
+  ws.deliver(numbered("chat.room:a", 41));
+
+  ws = await dropAndReopen(ws); // meanwhile the server restarted: a new epoch, counting from 1 again
+  assert.deepEqual(ws.sent[0].p.since, { n: 41, epoch: "e1" });
+  const p = { topic: "chat.room:a", state: { fresh: true }, n: 3, epoch: "e2", recovered: false };
+  ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, p, s: "s" });
+  ws.deliver(numbered("chat.room:a", 4)); // at once: under the old position it would be a duplicate
+  ws.deliver(numbered("chat.room:a", 3));
+  assert.deepEqual(log, [
+    ["frame", 41],
+    ["onReset", { fresh: true }],
+    ["unrecovered", { topic: "chat.room:a", state: { fresh: true } }],
+    ["resubscribed", false],
+    ["frame", 4],
+  ]);
+
+  await resumesFrom(ws, { n: 4, epoch: "e2" });
+  bus.close();
+});
+
+test("a request in flight when the socket drops is sent again once, with the same i, and its promise waits", async () => {
+  const { bus, ws: first } = openBus();
+  let ws = first;
+  const states = [];
+  const inflight = bus.request("chat.send", { text: "hi" }, { timeout: 0, onState: (f) => states.push(f.s) });
+  const ping = bus.request("s.ping");
+  const subscribing = bus.subscribe("chat.room:a", () => {});
+  const leaving = bus.request("topic.leave", { topic: "chat.room:b" });
+  const timedOut = bus.request("demo.slow", {}, { timeout: 20 });
+  const [sent] = ws.sent;
+  ws.drop(1006);
+  // Not re-sent: a ping is about the socket that dropped, subscriptions are renewed by their resubscribe.
+  for (const request of [ping, subscribing, leaving]) await assert.rejects(request, { type: "client.disconnected" });
+  await assert.rejects(timedOut, { type: "client.timeout" }); // timed out while waiting for the next socket
+  bus.request("demo.add", { a: 1 }).catch(() => {}); // queued while disconnected
+
+  await waitFor(() => FakeSocket.all.length === 2);
+  ws = FakeSocket.last;
+  ws.open();
+  assert.deepEqual(ws.sent.map((f) => [f.t, f.i]), [["chat.send", sent.i], ["demo.add", `${bus.tabId}-6`]]);
+  assert.deepEqual(ws.sent[0], sent);
+  ws.deliver({ t: "chat.send", i: sent.i, s: "q" });
+  ws.deliver({ t: "chat.send", i: sent.i, p: { id: 7 }, s: "s" });
+  assert.deepEqual(await inflight, { id: 7 });
+  assert.deepEqual(states, ["q"]);
+  bus.close();
+});
+
+test("a re-sent request that is in flight when the socket drops again rejects with client.disconnected", async () => {
+  const { bus, ws: first } = openBus();
+  let ws = first;
+  const inflight = bus.request("chat.send", { text: "hi" });
+  let outcome = null;
+  inflight.then(() => { outcome = "resolved"; }, (error) => { outcome = error.type; });
+  ws = await dropAndReopen(ws);
+  assert.deepEqual(ws.sent.map((f) => f.t), ["chat.send"]);
+  await sleep(0);
+  assert.equal(outcome, null, "still pending after the first drop");
+
+  ws = await dropAndReopen(ws);
+  await assert.rejects(inflight, { type: "client.disconnected" });
+  assert.deepEqual(ws.sent, [], "not sent a third time");
+  assert.equal(bus._pending.size, 0);
   bus.close();
 });

@@ -2,12 +2,12 @@
 // the client's API as docs/client.md documents it. Each `// @ts-expect-error` is a misuse that must stay an
 // error: if the declarations grow too loose, tsc reports the unused directive and the check fails.
 import {
-  BOUND_EVENTS, BoundedQueue, Bus, BusError, NO_RECONNECT_CODES, PROTOCOL, applyDomAction, backoffDelay, bus,
+  BOUND_EVENTS, BoundedQueue, Bus, BusError, NO_RECONNECT_CODES, PROTOCOL, Position, applyDomAction, backoffDelay, bus,
   clearErrors, expandBatch, fieldNames, formPayload, showErrors, unsafeAttribute,
 } from "../../channelbus/static/channelbus/channelbus.mjs";
 import type {
   BackoffOptions, BoundElementEventMap, BusEventMap, BusOptions, CloseDetail, Frame, NoticeLevel, RequestOptions,
-  State, Subscription,
+  State, SubscribeOptions, Subscription,
 } from "../../channelbus/static/channelbus/channelbus.mjs";
 import channelbusDefault from "../../channelbus/static/channelbus/channelbus.mjs";
 // The page's import path, mapped with "paths" in tsconfig.json as docs/client.md recommends.
@@ -66,7 +66,10 @@ new Bus({ WebSocket: new FakeSocket("ws://x/") });
 
 const url: string = myBus.url;
 const isOpen: boolean = myBus.connected;
-void [url, isOpen];
+const tabId: string = myBus.tabId;
+void [url, isOpen, tabId];
+// @ts-expect-error tabId is read-only
+myBus.tabId = "abc";
 // @ts-expect-error connected is read-only
 myBus.connected = true;
 myBus.connect();
@@ -85,7 +88,13 @@ myBus.addEventListener("disconnected", (event) => {
 });
 myBus.addEventListener("reconnecting", (e) => console.log(`reconnecting (try ${e.detail.attempt}) in ${e.detail.delay} ms`));
 myBus.addEventListener("refused", ({ detail: { code, closing } }) => console.log(code, closing?.code));
-myBus.addEventListener("resubscribed", ({ detail: { topic, state } }) => console.log(topic, state));
+myBus.addEventListener("resubscribed", ({ detail: { topic, state, recovered } }) => {
+  const how: boolean | null = recovered;
+  console.log(topic, state, how);
+});
+myBus.addEventListener("unrecovered", ({ detail: { topic, state } }) => console.log("reload", topic, state));
+// @ts-expect-error unrecovered's detail has no recovered (it is always false)
+myBus.addEventListener("unrecovered", (e) => console.log(e.detail.recovered));
 myBus.addEventListener("subscriptionlost", ({ detail: { topic, error } }) => console.warn(topic, error.type));
 myBus.addEventListener("notice", (event) => {
   event.preventDefault();
@@ -191,6 +200,13 @@ async function join(): Promise<void> {
   void [topic, history];
   const left: unknown = await sub.unsubscribe();
   void left;
+  const resumable: SubscribeOptions<RoomState> = {
+    timeout: 5000,
+    onReset: (fresh) => console.log("reload", fresh?.history.length),
+  };
+  await myBus.subscribe<RoomState>("chat.room:lobby", () => {}, resumable);
+  // @ts-expect-error onReset gets the state, typed as the subscription's
+  await myBus.subscribe<RoomState>("chat.room:lobby", () => {}, { onReset: (fresh: string) => console.log(fresh) });
   const other = await myBus.subscribe("broadcast", (frame) => console.log(frame.p), { timeout: 5000 });
   const state: unknown = other.state;
   void state;
@@ -278,6 +294,16 @@ const sizes: number[] = [queue.length, queue.limit];
 void [pushed, first, removed, drained, sizes];
 // @ts-expect-error the queue holds frames
 queue.push("text");
+
+const position = new Position(41, "k3f9a1c2");
+const isNew: boolean = position.accept(42);
+const since: { n: number; epoch: string } | null = position.since();
+position.moveTo(50, "k3f9a1c2");
+position.reset(0, null);
+const ahead: Set<number> = position.ahead;
+void [isNew, since, ahead, position.last, position.epoch];
+// @ts-expect-error n is a number
+position.accept("42");
 
 // -- close() ------------------------------------------------------------------------------------------------------
 
