@@ -97,7 +97,7 @@ class RedisHistory:
     """Numbering and history of topics in Redis, for the hub of one event loop (on its loop)."""
 
     def __init__(self, hosts: list[dict[str, Any]], prefix: str = "asgi") -> None:
-        from channels_redis.utils import create_pool
+        from channels_redis.utils import create_pool  # type: ignore[import-untyped]
         from redis import asyncio as aioredis
 
         self.prefix = prefix

@@ -250,6 +250,7 @@ async def test_a_published_dom_message_reaches_a_subscribed_client(bus_client, u
         "t": "dom.text",
         "p": {"selector": "#count", "text": "5"},
         "c": "test.room:lobby",
+        "n": 1,
     }
     await apublish(dom.notice("Saved", level="success"), to=user)
     assert await client.receive() == {

@@ -27,6 +27,7 @@ async def test_create_update_delete_reach_collection_and_instance(bus_client, us
         "t": "test.note",
         "c": f"testapp.note.all:{user.pk}",
         "p": {"action": "create", "pk": note.pk, "data": {"id": note.pk, "owner": user.pk, "text": "one"}},
+        "n": 1,
     }
     await client.request("topic.subscribe", {"topic": f"testapp.note:{note.pk}"})
     note.text = "two"

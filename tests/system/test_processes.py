@@ -28,14 +28,14 @@ async def test_two_processes_and_the_management_command(tmp_path, layer):
             BusClient(f"ws://{first}/ws/", cookies=cookies_a) as listener,
             BusClient(f"ws://{second}/ws/", cookies=cookies_b) as shouter,
         ):
-            assert await listener.request("topic.subscribe", {"topic": "demo.all"}) == {
-                "topic": "demo.all",
-                "state": None,
-            }
+            subscribed = await listener.request("topic.subscribe", {"topic": "demo.all"})
+            assert {key: subscribed[key] for key in ("topic", "state")} == {"topic": "demo.all", "state": None}
+            start = subscribed["n"]  # numbered in Redis: one numbering for every process
             await shouter.request("demo.shout", {"text": "from the second process"})
             frame = await listener.receive("demo.shouted", timeout=5)
             assert frame["c"] == "demo.all"
             assert frame["p"]["text"] == "from the second process"
+            assert frame["n"] == start + 1
 
             payload = orjson.dumps({"text": "from a shell", "user": "admin"}).decode()
             result = await asyncio.to_thread(
@@ -49,6 +49,7 @@ async def test_two_processes_and_the_management_command(tmp_path, layer):
             assert result.returncode == 0, result.stderr
             frame = await listener.receive("demo.shouted", timeout=5)
             assert frame["p"] == {"text": "from a shell", "user": "admin"}
+            assert frame["n"] == start + 2
 
             # Exactly once each: nothing else arrives.
             with pytest.raises(TimeoutError):

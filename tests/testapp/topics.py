@@ -18,6 +18,19 @@ class Room(Topic):
 
 
 @topic_kinds.register
+class Log(Topic):
+    """``test.log:<slug>``: a room that keeps the history of its last 500 frames for 60 s."""
+
+    kind = "test.log"
+    key_type = "slug"
+    history_size = 500
+    history_ttl = 60
+
+    def initial_state(self, user):
+        return "fresh"
+
+
+@topic_kinds.register
 class Numbered(Topic):
     """``test.num:<int>``."""
 

@@ -25,22 +25,26 @@ async def test_every_connection_follows_its_user_topic_and_broadcast(bus_client,
     client = await bus_client(user=user)
     assert await client.request("topic.list") == {"topics": ["broadcast", f"user:{user.pk}"]}
     await apublish(Greet(text="to alice"), to=user)
-    assert await client.receive() == {"t": "test.greeting", "p": {"text": "to alice"}, "c": f"user:{user.pk}"}
+    greeting = {"t": "test.greeting", "p": {"text": "to alice"}, "c": f"user:{user.pk}", "n": 1}
+    assert await client.receive() == greeting
     await apublish(Greet(text="everyone"), to="broadcast")
-    assert await client.receive() == {"t": "test.greeting", "p": {"text": "everyone"}, "c": "broadcast"}
+    assert await client.receive() == {"t": "test.greeting", "p": {"text": "everyone"}, "c": "broadcast", "n": 1}
 
 
 async def test_subscribe_publish_leave(bus_client, user, bob):
     alice_tab = await bus_client(user=user)
     bob_tab = await bus_client(user=bob)
     reply = await alice_tab.request("topic.subscribe", {"topic": "test.room:lobby"})
-    assert reply == {"topic": "test.room:lobby", "state": {"room": "lobby", "for": "alice"}}
+    epoch = reply.pop("epoch")
+    assert reply == {"topic": "test.room:lobby", "state": {"room": "lobby", "for": "alice"}, "n": 0}
+    assert isinstance(epoch, str) and len(epoch) == 8
     await bob_tab.request("topic.subscribe", {"topic": "test.room:lobby"})
     for n in range(3):
         await apublish(Greet(text=str(n)), to="test.room:lobby")
     for tab in (alice_tab, bob_tab):
         frames = [await tab.receive() for _ in range(3)]
         assert [f["p"]["text"] for f in frames] == ["0", "1", "2"]
+        assert [f["n"] for f in frames] == [1, 2, 3]
         assert all(f["c"] == "test.room:lobby" for f in frames)
     assert await bob_tab.request("topic.leave", {"topic": "test.room:lobby"}) == {"topic": "test.room:lobby"}
     await apublish(Greet(text="after"), to="test.room:lobby")
@@ -402,7 +406,7 @@ async def test_a_publish_is_encoded_once_whatever_the_number_of_subscribers(bus_
     monkeypatch.setattr(envelope, "_dumps", counting_dumps)  # the encoder's own reference to orjson.dumps
     await apublish(Greet(text="once"), to="test.room:once")
     for tab in tabs:
-        assert await tab.receive() == {"t": "test.greeting", "p": {"text": "once"}, "c": "test.room:once"}
+        assert await tab.receive() == {"t": "test.greeting", "p": {"text": "once"}, "c": "test.room:once", "n": 1}
     assert calls["encode"] == 1
     assert calls["dumps"] == 1  # the one encode's JSON; nothing per subscriber
 

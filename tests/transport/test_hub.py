@@ -222,9 +222,9 @@ async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
     a, b = attached(hub, "a", "b")
     for endpoint in (a, b):
         await hub.join(endpoint, "t:1")
-    await hub.send_to_topic("t:1", "x", exclude=hub.address(a))
+    await hub.send_to_topic("t:1", '{"t":"x"}', exclude=hub.address(a))
     assert a.offered == []
-    assert b.offered == ["x"]
+    assert b.offered == ['{"t":"x","n":1}']
 
 
 async def test_send_to_address_reaches_a_local_connection(hub):
@@ -545,8 +545,8 @@ async def test_delivery_resumes_within_seconds_after_redis_restarts_empty(redis_
         await wait_for(delivered_again, timeout=10, interval=0.1, what="a publish reached the hub again")
         assert asyncio.get_running_loop().time() - started < 10
         await wait_for(lambda: not redis_hub.health.down, timeout=5)
-        await redis_hub.send_to_topic("room", "inside")  # through Redis to this process too
-        await wait_for(lambda: "inside" in a.offered, timeout=5)
+        await redis_hub.send_to_topic("room", '{"t":"inside"}')  # through Redis to this process too
+        await wait_for(lambda: any(text.startswith('{"t":"inside","n":') for text in a.offered), timeout=5)
     messages = [r.getMessage() for r in caplog.records if r.name == "channelbus"]
     assert len(layer_failures(caplog)) == 1, messages
     assert any(m.startswith("channelbus: the channel layer answers again") for m in messages), messages
@@ -600,8 +600,9 @@ async def test_the_check_of_the_pubsub_layer_is_a_message_to_itself_that_the_rea
     redis_hub._handle = recording_handle
     with caplog.at_level(logging.INFO, logger="channelbus"):
         await redis_hub.check_layer()
-        await redis_hub.send_to_topic("room", "after the probe")  # the reader went past the probe
-        await wait_for(lambda: a.offered == ["after the probe"], timeout=5)
+        await redis_hub.send_to_topic("room", '{"t":"after.probe"}')  # the reader went past the probe
+        await wait_for(lambda: len(a.offered) == 1, timeout=5)
+        assert a.offered[0].startswith('{"t":"after.probe","n":')
     assert [e["type"] for e in received] == [TOPIC_EVENT]
     assert [r for r in caplog.records if r.name == "channelbus"] == []
 
