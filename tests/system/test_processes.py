@@ -29,7 +29,7 @@ async def test_two_processes_and_the_management_command(tmp_path, layer):
             BusClient(f"ws://{second}/ws/", cookies=cookies_b) as shouter,
         ):
             subscribed = await listener.request("topic.subscribe", {"topic": "demo.all"})
-            assert {key: subscribed[key] for key in ("topic", "state")} == {"topic": "demo.all", "state": None}
+            assert (subscribed["topic"], subscribed["state"]) == ("demo.all", None)
             start = subscribed["n"]  # numbered in Redis: one numbering for every process
             await shouter.request("demo.shout", {"text": "from the second process"})
             frame = await listener.receive("demo.shouted", timeout=5)

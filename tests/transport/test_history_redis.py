@@ -22,7 +22,7 @@ def frame(text: str) -> str:
 
 @pytest.fixture
 async def histories():
-    """Two RedisHistory on the shared Redis, as two server processes would have, with a prefix of their own."""
+    """Two RedisHistory on the shared Redis (two server processes), with a prefix of their own."""
     require_redis()
     prefix = f"cbtest{uuid.uuid4().hex[:8]}"
     made = [RedisHistory([{"address": REDIS_URL}], prefix) for _ in range(2)]
