@@ -4,6 +4,7 @@ RequestFailed on ``f``, states reach ``on_state``, ``on()`` handlers take their 
 out with a message, everything raises ConnectionError once closed, and what it sends is protocol.encode's."""
 
 import asyncio
+import contextlib
 
 import orjson
 import pytest
@@ -52,12 +53,17 @@ class Server:
             # anything else (x.fire, x.silent): no answer
 
 
+@contextlib.asynccontextmanager
+async def serving(server):
+    """Serve ``server.handle`` on a free port of 127.0.0.1 (channelbus.v1); sets ``server.url``."""
+    async with serve(server.handle, "127.0.0.1", 0, subprotocols=["channelbus.v1"]) as running:
+        server.url = f"ws://127.0.0.1:{running.sockets[0].getsockname()[1]}/ws/"
+        yield server
+
+
 @pytest.fixture
 async def server():
-    bus_server = Server()
-    async with serve(bus_server.handle, "127.0.0.1", 0, subprotocols=["channelbus.v1"]) as running:
-        port = running.sockets[0].getsockname()[1]
-        bus_server.url = f"ws://127.0.0.1:{port}/ws/"
+    async with serving(Server()) as bus_server:
         yield bus_server
 
 
