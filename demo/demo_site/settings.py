@@ -128,11 +128,20 @@ if os.environ.get("DEMO_POSTGRES_DB"):  # several worker processes want a real d
         "USER": os.environ.get("DEMO_POSTGRES_USER", "postgres"),
     }
 
-# Strictly ordered deferred messages handled by several worker processes need a cache they share.
+# Several server and worker processes need a cache they share: for the job caps, strict ordering and
+# repeated requests (docs/deployment.md).
 if choice("DEMO_CACHE", ("locmem", "redis")) == "redis":
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("DEMO_REDIS_PREFIX", ""),
+        }
+    }
 
 CHANNELBUS: dict = {}
+if os.environ.get("DEMO_HISTORY_TTL"):  # seconds a chat room keeps its frames for reconnecting tabs
+    CHANNELBUS["TOPIC_HISTORY_TTL"] = float(os.environ["DEMO_HISTORY_TTL"])
 if os.environ.get("DEMO_STRICT_ORDER_TIMEOUT"):
     CHANNELBUS["STRICT_ORDER_TIMEOUT"] = int(os.environ["DEMO_STRICT_ORDER_TIMEOUT"])
 

@@ -10,11 +10,16 @@ ROOM_KEY = r"[a-z0-9-]{1,32}"
 
 @topic_kinds.register
 class ChatRoom(Topic):
-    """``chat.room:<slug>``: any signed-in user may join; the initial state is the last 50 messages."""
+    """``chat.room:<slug>``: any signed-in user may join; the initial state is the last 50 messages.
+
+    It keeps its last 200 frames (for ``TOPIC_HISTORY_TTL`` seconds, 2 minutes by default): a tab that
+    reconnects gets what it missed instead of reloading the room.
+    """
 
     kind = "chat.room"
     key_type = "slug"
     key_pattern = ROOM_KEY  # what chat.send accepts as a room: [a-z0-9-]{1,32}
+    history_size = 200
 
     def initial_state(self, user):
         """The room's last 50 messages, oldest first."""
