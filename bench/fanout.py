@@ -12,7 +12,10 @@ Servers (all in ``bench/fanout_site/``), each case on a fresh process:
   setting), otherwise the same ASGI event handed to every socket's ``send``;
 * ``busasgi:<layer>`` (not run by default): the same channelbus server with
   ``CHANNELBUS["RAW_FRAMES"] = False``, so every delivery is an ASGI ``send``
-  (``asgi_bus_asgisend.py``): what the raw frames save, measured in the same run.
+  (``asgi_bus_asgisend.py``): what the raw frames save, measured in the same run;
+* ``bushist:<layer>`` (not run by default): the same channelbus server with a history of the last
+  1,000 frames on ``bench.all`` (``asgi_bus_history.py``): what numbering and keeping each publish
+  costs (in process memory, or one more Redis round trip per publish), beside ``channelbus:<layer>``.
 
 Layers: ``memory`` (Channels' ``InMemoryChannelLayer``), ``pubsub`` (channels_redis
 ``RedisPubSubChannelLayer``), ``redis`` (channels_redis ``RedisChannelLayer``); every server gets
@@ -106,6 +109,7 @@ SERVER_LABELS = {
     "channels": "plain Channels",
     "channelbus": "channelbus",
     "busasgi": "channelbus, RAW_FRAMES off",
+    "bushist": "channelbus, history on",
     "baseline": "channelbus @ --baseline",
 }
 APPS = {
@@ -113,6 +117,7 @@ APPS = {
     "channels": "fanout_site.asgi_channels:application",
     "channelbus": "fanout_site.asgi_bus:application",
     "busasgi": "fanout_site.asgi_bus_asgisend:application",
+    "bushist": "fanout_site.asgi_bus_history:application",
     "baseline": "fanout_site.asgi_bus:application",  # run from the tree of --baseline REF
 }
 #: The tree of ``--baseline REF`` (:func:`baseline.checkout`), for ``baseline:<layer>`` cases.
@@ -139,7 +144,7 @@ class Case:
     @property
     def bus(self) -> bool:
         """True for channelbus servers (subscribe with ``topic.subscribe``, publish ``bench.shout``)."""
-        return self.server in ("channelbus", "busasgi", "baseline")
+        return self.server in ("channelbus", "busasgi", "bushist", "baseline")
 
     @property
     def label(self) -> str:
@@ -872,7 +877,8 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
         server, _, layer = spec.partition(":")
         if server not in SERVER_LABELS or layer not in LAYER_LABELS:
             parser.error(
-                f"unknown case {spec!r}: use bare:none or channels|channelbus|busasgi : memory|pubsub|redis"
+                f"unknown case {spec!r}: use bare:none or "
+                "channels|channelbus|busasgi|bushist : memory|pubsub|redis"
             )
         if (server == "bare") != (layer == "none"):
             parser.error(f"unknown case {spec!r}: the bare ASGI app runs without a layer (bare:none)")

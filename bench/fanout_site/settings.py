@@ -74,6 +74,9 @@ CHANNELBUS = {
     # Thousands of signed-out sockets from 127.0.0.1: no cap per address (a real app keeps one).
     "MAX_CONNECTIONS_PER_ADDRESS": None,
 }
+# FANOUT_HISTORY_SIZE (asgi_bus_history.py): every topic keeps its last N frames (issue 12).
+if os.environ.get("FANOUT_HISTORY_SIZE"):
+    CHANNELBUS["TOPIC_HISTORY_SIZE"] = int(os.environ["FANOUT_HISTORY_SIZE"])
 
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

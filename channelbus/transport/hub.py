@@ -238,7 +238,8 @@ class Hub:
         if isinstance(history, MemoryHistory):
             return history.append(topic, text, size, ttl, time.monotonic())
         try:
-            return await history.append(topic, text, size, ttl)
+            async with self._group_calls:  # Redis calls share the layer calls' bound (redis-py's pool)
+                return await history.append(topic, text, size, ttl)
         except Exception as exc:  # Redis unreachable: the publish fails as a layer call would
             self.health.failed("history append", exc)
             raise DeliveryFailed() from exc
@@ -251,7 +252,8 @@ class Hub:
         if isinstance(history, MemoryHistory):
             return history.read(topic, since, ttl, max_frames, time.monotonic())
         try:
-            return await history.read(topic, since, ttl, max_frames)
+            async with self._group_calls:
+                return await history.read(topic, since, ttl, max_frames)
         except Exception as exc:
             self.health.failed("history read", exc)
             raise DeliveryFailed() from exc
