@@ -182,8 +182,8 @@ async def on_redis(opts: argparse.Namespace) -> None:
             for client in clients:
                 real = client.execute_command
 
-                async def counting(*args, _real=real, **options):
-                    commands.append(str(args[0]))
+                async def counting(*args, _real=real, _sent=commands, **options):
+                    _sent.append(str(args[0]))
                     return await _real(*args, **options)
 
                 client.execute_command = counting
@@ -195,7 +195,8 @@ async def on_redis(opts: argparse.Namespace) -> None:
             for client in clients:
                 del client.execute_command
             publish_commands = [c for c in commands if c not in ("BZPOPMIN", "BLPOP", "EXPIRE")]
-            rows.append((case, len(publish_commands) / count, elapsed / count * 1e3, sorted(set(publish_commands))))
+            names = sorted(set(publish_commands))
+            rows.append((case, len(publish_commands) / count, elapsed / count * 1e3, names))
             await hub.stop()
             await hub.layer.flush()
     print()
