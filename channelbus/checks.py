@@ -8,6 +8,7 @@
 * ``channelbus.W003`` channels_redis's ``RedisChannelLayer`` with redis-py 8's 5 s socket timeout
 * ``channelbus.E004`` two topic kinds registered under one name
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
+* ``channelbus.E006`` a topic kind's ``history_size`` or ``history_ttl`` is of the wrong kind
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 * ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
 * ``channelbus.W006`` ``ALLOWED_ORIGINS`` allows any origin (``"*"``): no cross-site protection
@@ -351,8 +352,8 @@ def _redis_py_major() -> int:
 
 @register(Tags.compatibility)
 def check_topic_kinds(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """E004: one topic kind registered by two classes."""
-    return [
+    """E004: one topic kind registered by two classes; E006: a kind's history of the wrong kind."""
+    return _history_errors() + [
         Error(
             f"Topic kind {kind!r} is registered twice: {kept.__module__}.{kept.__qualname__} and "
             f"{refused.__module__}.{refused.__qualname__}.",
@@ -361,6 +362,26 @@ def check_topic_kinds(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         )
         for kind, kept, refused in topic_kinds.conflicts
     ]
+
+
+def _history_errors() -> list[Error]:
+    errors: list[Error] = []
+    for kind in topic_kinds:
+        cls = topic_kinds.get(kind)
+        size, ttl = getattr(cls, "history_size", None), getattr(cls, "history_ttl", None)
+        good_size = size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0)
+        good_ttl = ttl is None or (isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0)
+        if not (good_size and good_ttl):
+            errors.append(
+                Error(
+                    f"Topic kind {kind!r} has history_size={size!r}, history_ttl={ttl!r}.",
+                    hint="history_size is None (the setting) or an integer 0 (no history) or more; "
+                    "history_ttl is None or a positive number of seconds (see docs/topics.md).",
+                    obj=cls,
+                    id="channelbus.E006",
+                )
+            )
+    return errors
 
 
 def _process_count() -> int:

@@ -181,6 +181,65 @@ def test_duplicate_topic_kind():
         topic_kinds.conflicts.clear()
 
 
+@pytest.mark.parametrize(
+    ("size", "ttl", "good"),
+    [
+        (None, None, True),
+        (0, None, True),
+        (200, 60, True),
+        (10, 0.5, True),
+        (-1, None, False),
+        (True, None, False),
+        ("100", None, False),
+        (1.5, None, False),
+        (10, 0, False),
+        (10, -5, False),
+        (10, "60", False),
+    ],
+)
+def test_topic_history_attributes(size, ttl, good):
+    from channelbus.checks import check_topic_kinds
+    from channelbus.topics import Topic, topic_kinds
+
+    class Kept(Topic):
+        kind = "test.kept"
+        history_size = size
+        history_ttl = ttl
+
+    topic_kinds.register(Kept)
+    try:
+        assert ids(check_topic_kinds()) == ([] if good else ["channelbus.E006"])
+    finally:
+        topic_kinds.unregister("test.kept")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "good"),
+    [
+        ("TOPIC_HISTORY_SIZE", 0, True),
+        ("TOPIC_HISTORY_SIZE", 100, True),
+        ("TOPIC_HISTORY_SIZE", -1, False),
+        ("TOPIC_HISTORY_SIZE", 1.5, False),
+        ("TOPIC_HISTORY_TTL", 0, True),
+        ("TOPIC_HISTORY_TTL", 30.5, True),
+        ("TOPIC_HISTORY_TTL", None, False),
+        ("TOPIC_HISTORY_TTL", "120", False),
+        ("IDEMPOTENCY_WINDOW", None, True),
+        ("IDEMPOTENCY_WINDOW", 0, True),
+        ("IDEMPOTENCY_WINDOW", -1, False),
+        ("IDEMPOTENCY_WINDOW", True, False),
+        ("RECOVERY_MAX_FRAMES", 0, False),
+        ("RECOVERY_MAX_FRAMES", 500, True),
+    ],
+)
+def test_history_settings(key, value, good):
+    from channelbus.checks import check_history_settings, check_settings
+
+    with override_settings(CHANNELBUS={key: value}):
+        found = ids(check_history_settings()) + ids(check_settings())
+    assert found == ([] if good else ["channelbus.E003"])
+
+
 def test_message_timeouts():
     from channelbus import Registry
     from channelbus.checks import check_message_timeouts
