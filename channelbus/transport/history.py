@@ -15,10 +15,12 @@ The frame text is encoded once per publish without ``n`` and numbered by
 string concatenation, not a second encoding. The same text goes to every
 subscriber and into the history, and a replay sends exactly those texts.
 
-Memory: a topic's numbering (its epoch and ``n``) is forgotten
-:data:`NUMBERING_TTL` seconds after its last publish or read, its frames
-after ``history_ttl``; the sweep that forgets them runs on publishes and
-costs nothing per publish beyond moving the topic to the end of a dict.
+Memory: a topic's frames are freed at most :data:`SWEEP_INTERVAL` seconds
+after they are older than ``history_ttl``, and its numbering (its epoch and
+``n``) :data:`NUMBERING_TTL` seconds after its last publish or subscribe.
+The sweep that frees them runs on a publish at most once per interval and
+looks at every topic (about 0.2 µs each); between sweeps a publish only
+trims its own topic.
 """
 
 from __future__ import annotations
@@ -27,11 +29,21 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["NUMBERING_TTL", "MemoryHistory", "Recovery", "TopicLog", "new_epoch", "numbered"]
+__all__ = [
+    "NUMBERING_TTL",
+    "SWEEP_INTERVAL",
+    "MemoryHistory",
+    "Recovery",
+    "TopicLog",
+    "new_epoch",
+    "numbered",
+]
 
 #: Seconds a topic's numbering is kept after its last publish or subscribe (then it restarts, with a
 #: new epoch). Frames are kept for their own, shorter, ``history_ttl``.
 NUMBERING_TTL = 3600.0
+#: Seconds between two sweeps of every topic (made by the first publish after that time).
+SWEEP_INTERVAL = 60.0
 
 
 def numbered(text: str, n: int) -> str:
@@ -64,13 +76,15 @@ class Recovery:
 class TopicLog:
     """One topic's numbering and its last frames (``(n, published at, text)``, oldest first)."""
 
-    __slots__ = ("entries", "epoch", "n", "touched")
+    __slots__ = ("entries", "epoch", "n", "touched", "ttl")
 
     def __init__(self, epoch: str, now: float) -> None:
         self.epoch = epoch
         self.n = 0
         self.entries: deque[tuple[int, float, str]] = deque()
         self.touched = now
+        #: The ``history_ttl`` of its last publish (for the sweep).
+        self.ttl = 0.0
 
     def expire(self, ttl: float, now: float) -> None:
         """Drop the frames published more than ``ttl`` seconds ago."""
@@ -87,17 +101,16 @@ class MemoryHistory:
     """
 
     def __init__(self) -> None:
-        #: topic -> its log, least recently touched first.
+        #: topic -> its log.
         self.logs: dict[str, TopicLog] = {}
+        self._next_sweep = 0.0
 
     def _log(self, topic: str, now: float) -> TopicLog:
-        """The log of ``topic``, made if needed and moved to the end (most recently touched)."""
-        logs = self.logs
-        log = logs.pop(topic, None)
+        """The log of ``topic``, made if needed, marked as touched now."""
+        log = self.logs.get(topic)
         if log is None:
-            log = TopicLog(new_epoch(), now)
+            log = self.logs[topic] = TopicLog(new_epoch(), now)
         log.touched = now
-        logs[topic] = log
         return log
 
     def append(self, topic: str, text: str, size: int, ttl: float, now: float) -> tuple[int, str]:
@@ -106,6 +119,7 @@ class MemoryHistory:
         n = log.n = log.n + 1
         text = numbered(text, n)
         if size > 0:
+            log.ttl = ttl
             entries = log.entries
             entries.append((n, now, text))
             while len(entries) > size:
@@ -114,7 +128,8 @@ class MemoryHistory:
                 log.expire(ttl, now)
         elif log.entries:  # the kind's history was turned off since
             log.entries.clear()
-        self.sweep(now)
+        if now >= self._next_sweep:
+            self.sweep(now)
         return n, text
 
     def read(
@@ -141,11 +156,12 @@ class MemoryHistory:
         return Recovery(n, epoch, True, frames)
 
     def sweep(self, now: float) -> None:
-        """Forget the topics not touched for :data:`NUMBERING_TTL` seconds (the oldest come first)."""
-        logs = self.logs
-        limit = now - NUMBERING_TTL
-        while logs:
-            topic = next(iter(logs))
-            if logs[topic].touched >= limit:
-                return
-            del logs[topic]
+        """Free the frames older than their topic's ``history_ttl``, and forget the topics not touched
+        for :data:`NUMBERING_TTL` seconds (their numbering restarts, with a new epoch)."""
+        self._next_sweep = now + SWEEP_INTERVAL
+        forgotten = now - NUMBERING_TTL
+        for topic, log in list(self.logs.items()):
+            if log.touched < forgotten:
+                del self.logs[topic]
+            elif log.entries:
+                log.expire(log.ttl, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from channelbus.transport.history import NUMBERING_TTL, MemoryHistory, Recovery, numbered
+from channelbus.transport.history import NUMBERING_TTL, SWEEP_INTERVAL, MemoryHistory, Recovery, numbered
 
 
 def frame(text: str) -> str:
@@ -120,3 +120,13 @@ def test_turning_the_history_off_drops_what_was_kept():
     publish(history, 3)
     history.append("room", frame("x"), 0, 120, 0.0)
     assert not history.logs["room"].entries
+
+
+def test_a_sweep_frees_the_frames_of_quiet_topics_once_they_are_older_than_their_ttl():
+    history = MemoryHistory()
+    publish(history, 5, ttl=30, now=0.0)
+    history.append("other", frame("x"), 0, 120, 10.0)  # within the sweep interval: nothing swept
+    assert len(history.logs["room"].entries) == 5
+    history.append("other", frame("x"), 0, 120, SWEEP_INTERVAL + 1)
+    assert not history.logs["room"].entries  # freed, though "room" had no publish since
+    assert history.logs["room"].n == 5  # its numbering stays
