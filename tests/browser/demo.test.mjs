@@ -3,82 +3,16 @@
 // SQLite), on a free port with a database of its own. Run by `make browsertest` (part of `make test`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-import { chromium } from "playwright-core";
+import {
+  DEMO, DemoServer, PYTHON, ROOT, errorsBesidesRefused, freePort, launchBrowser, openPage as openDemoPage, pageErrors, say,
+} from "./demo_server.mjs";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const PYTHON = process.env.CHANNELBUS_PYTHON || path.join(ROOT, ".venv/bin/python");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
-const WAIT = 20000; // ms: generous, the machine may be busy; nothing here measures speed
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** `manage.py runbus` of the demo: start() waits until the page is served, stop() sends Ctrl-C. */
-class DemoServer {
-  constructor(port, env) {
-    this.port = port;
-    this.env = env;
-    this.process = null;
-    this.output = "";
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}/`;
-  }
-
-  async start() {
-    this.process = spawn(PYTHON, ["manage.py", "runbus", "--port", String(this.port)], {
-      cwd: path.join(ROOT, "demo"),
-      env: this.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const keep = (chunk) => { this.output = (this.output + chunk).slice(-20000); };
-    this.process.stdout.on("data", keep);
-    this.process.stderr.on("data", keep);
-    const exited = new Promise((resolve) => this.process.once("exit", resolve));
-    const end = Date.now() + 60000;
-    while (Date.now() < end) {
-      const done = await Promise.race([exited.then(() => "exited"), sleep(200).then(() => "waiting")]);
-      if (done === "exited") throw new Error(`runbus exited at start:\n${this.output}`);
-      try {
-        if ((await fetch(this.url)).ok) return;
-      } catch {
-        // not listening yet
-      }
-    }
-    throw new Error(`runbus did not serve ${this.url} within 60 s:\n${this.output}`);
-  }
-
-  async stop() {
-    const child = this.process;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGINT");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
-    const code = await exited;
-    clearTimeout(timer);
-    this.process = null;
-    return code; // 0 when Ctrl-C stopped the server and its worker cleanly
-  }
-}
 
 let server;
 let browser;
@@ -87,13 +21,10 @@ let workdir;
 before(async () => {
   workdir = mkdtempSync(path.join(tmpdir(), "channelbus-browser-"));
   const env = { ...process.env, DEMO_DB: path.join(workdir, "demo.sqlite3"), PYTHONUNBUFFERED: "1" };
-  execFileSync(PYTHON, ["manage.py", "migrate", "--noinput", "-v0"], { cwd: path.join(ROOT, "demo"), env });
+  execFileSync(PYTHON, ["manage.py", "migrate", "--noinput", "-v0"], { cwd: DEMO, env });
   server = new DemoServer(await freePort(), env);
   await server.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -102,28 +33,8 @@ after(async () => {
   if (workdir) rmSync(workdir, { recursive: true, force: true });
 });
 
-/** A new browser context (its own cookies: a new guest user) on the demo, connected and following its topics. */
-async function openPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.consoleMessages = [];
-  page.on("console", (message) => page.consoleMessages.push(`${message.type()}: ${message.text()}`));
-  page.on("pageerror", (error) => page.consoleMessages.push(`pageerror: ${error.message}`));
-  await page.goto(server.url);
-  await page.locator("body[data-ready=true]").waitFor();
-  assert.equal(await page.textContent("#status"), "connected");
-  return page;
-}
-
-async function say(page, text) {
-  await page.fill("#chat-form input[name=text]", text);
-  await page.click("#chat-form button");
-}
-
-function pageErrors(page) {
-  return page.consoleMessages.filter((line) => line.startsWith("pageerror") || line.startsWith("error"));
-}
+/** A new guest's page on the demo, connected and following its topics. */
+const openPage = () => openDemoPage(browser, server.url);
 
 test("two pages in one room see each other's messages", async () => {
   const [alice, bob] = await Promise.all([openPage(), openPage()]);
@@ -259,8 +170,7 @@ test("after the server restarts, pages reconnect by themselves, resubscribe, and
   await alice.locator("#chat-messages li", { hasText: "back after the restart" }).waitFor();
   for (const page of [alice, bob]) {
     // While the server was down the browser logged the refused reconnection attempts; nothing else.
-    const refused = /WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/;
-    assert.deepEqual(pageErrors(page).filter((line) => !refused.test(line)), []);
+    assert.deepEqual(errorsBesidesRefused(page), []);
     await page.context().close();
   }
 });
