@@ -37,7 +37,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.utils import timezone
 
-from ..messages import Message, Metadata, Registry, all_registries, incoming
+from ..messages import Message, Metadata, Registry, all_registries, incoming, repeats
 from ..protocol import BusError, JobFailed, ServerError, states
 from ..publishing.api import hold_publishes, publish
 from . import caps, liveness, ordering
@@ -91,11 +91,13 @@ def enqueue(
     seq: int | None = None,
     job_id: str | None = None,
     slots: tuple[str, ...] = (),
+    repeat_key: str | None = None,
 ) -> None:
     """Put one deferred message on the queue (sync: the backend may write to a database or Redis).
 
     ``seq`` is its place among the strictly ordered messages of its connection; ``job_id`` and
-    ``slots`` are the id and the cap places that :func:`channelbus.jobs.caps.take` gave it.
+    ``slots`` are the id and the cap places that :func:`channelbus.jobs.caps.take` gave it;
+    ``repeat_key`` the request's entry in :mod:`channelbus.messages.repeats`, where its frames are kept.
     """
     job = DeferredJob(
         type_name=cls.name,
@@ -110,6 +112,7 @@ def enqueue(
         job_id=job_id or new_job_id(),
         slots=slots,
         process=liveness.process_id(),
+        repeat_key=repeat_key,
     )
     put(job, cls.queue_name, cls.priority, cls.delay if delay is None else delay)
 
@@ -133,7 +136,7 @@ def run_deferred(*args: Any) -> None:
     """
     job = DeferredJob.from_task_args(args)
     cls = registry_named(job.registry).get(job.type_name)
-    reply = Replier(job.address, job.trace_id, job.type_name)
+    reply = Replier(job.address, job.trace_id, job.type_name, job.repeat_key)
     if cls is None:
         logger.error("channelbus: deferred job for unregistered type %s (i=%s)", job.type_name, job.trace_id)
         reply.error(ServerError(trace_id=job.trace_id))
@@ -155,6 +158,8 @@ def run_deferred(*args: Any) -> None:
                 job.trace_id,
                 job.address,
             )
+            if job.repeat_key is not None:  # never answered: a repeat from its next connection runs it
+                repeats.forget(job.repeat_key)
             end(job)
             return
         logger.info(

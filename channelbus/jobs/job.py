@@ -54,6 +54,9 @@ class DeferredJob:
     (None in a job queued before it existed) and ``slots`` are the cache keys of the places it
     holds under the job caps (:mod:`channelbus.jobs.caps`), freed when it ends. ``process`` is
     the process that queued it (:data:`channelbus.jobs.liveness.PROCESS`; None before it existed).
+    ``repeat_key`` is the request's entry in :mod:`channelbus.messages.repeats`, where its states and
+    its terminal frame are kept for a repeat of its ``i`` (None: not kept, as in a job queued before
+    it existed, by ``trigger()``, or for a request that is not deduplicated).
     """
 
     type_name: str
@@ -69,6 +72,7 @@ class DeferredJob:
     job_id: str | None = None
     slots: tuple[str, ...] = ()
     process: str | None = None
+    repeat_key: str | None = None
 
     def __post_init__(self) -> None:
         slots: Any = self.slots

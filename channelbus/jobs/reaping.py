@@ -118,7 +118,7 @@ def _reap_row(row: Any, grace: float, now: datetime.datetime) -> bool:
 
 
 def _lost(cls: type[Message], job: DeferredJob, reason: str) -> bool:
-    reply = Replier(job.address, job.trace_id, job.type_name)
+    reply = Replier(job.address, job.trace_id, job.type_name, job.repeat_key)
     if retry_or_fail(cls, job, reply, "did not finish: " + reason, None, reason="worker_lost"):
         end(job)
     return True

@@ -27,6 +27,7 @@ class Ping(Message):
 
     name = "s.ping"
     control = True
+    idempotent = False  # a heartbeat answers now, or it says nothing
 
     async def handle(self) -> Any:
         """Reply ``s.pong``."""

@@ -113,6 +113,11 @@ class Message:
     ``deferred``, ``queue_name``, ``priority``, ``delay``, ``retries``, ``retry_delays``,
     ``atomic``, ``ordering``
         Running the handler in a task worker (``docs/deferred.md``).
+    ``idempotent``
+        True (the default): a request of this type sent again with the same ``i`` (a client re-sending
+        after a reconnect) within ``IDEMPOTENCY_WINDOW`` does not run the handler again; it gets the
+        first run's terminal reply, or the states that follow (``docs/messages.md``, "Repeated
+        requests"). False for types whose repeat must run again (the control messages, ``topic.*``).
     ``cancel_on_disconnect``
         Deferred only: True drops a queued job of this type, unstarted, when the connection that sent
         it has closed by the time a worker takes it (``docs/deferred.md``). False (the default) runs it
@@ -166,6 +171,8 @@ class Message:
     ordering: ClassVar[str | None] = None
     #: Built-in control messages (``s.ping``) are handled at once, never queued behind handlers.
     control: ClassVar[bool] = False
+    #: A repeated ``i`` of this type gets the first run's reply instead of running again.
+    idempotent: ClassVar[bool] = True
 
     # Derived once per class in __init_subclass__ (the consumer reads them per frame).
     _sync_handle: ClassVar[bool] = False

@@ -111,6 +111,7 @@ class TopicSubscribe(Message):
     name = "topic.subscribe"
     schema = SubscribePayload
     concurrent = True
+    idempotent = False  # renewed by every resubscription: a repeat must subscribe again
 
     async def handle(self) -> Any:
         """Check, join, check again, then compute the initial state (joined first, so no change is
@@ -155,6 +156,7 @@ class TopicLeave(Message):
     name = "topic.leave"
     schema = TopicPayload
     concurrent = True  # it waits for a subscribe in progress, but never blocks the socket
+    idempotent = False  # a repeat must leave again (a subscribe may have come in between)
 
     async def handle(self) -> Any:
         """Leave the topic (after any subscribe of this connection still being checked)."""
@@ -170,6 +172,7 @@ class TopicList(Message):
 
     name = "topic.list"
     control = True
+    idempotent = False  # the topics followed now, not when first asked
 
     async def handle(self) -> Any:
         """The topics this connection follows, sorted."""

@@ -459,3 +459,135 @@ class SyncPublishTo(PublishTo):
 
         publish(Greet(text=self.data.text), to=self.data.topic)
         return {"sent": True}
+
+
+# Repeated requests (tests/messages/test_repeats.py, tests/system/test_repeats.py): each counts its runs, in
+# notes or in RUNS, so that a test can tell whether a repeated i ran the handler again.
+
+#: Runs of the handlers below that write no note (a guest has no user to own one), by tag.
+RUNS: dict[str, int] = {}
+
+
+class NoteSteps(BaseModel):
+    text: str
+    steps: int = 0
+    seconds: float = 0.0
+
+
+@incoming.register
+class NoteAsync(Message):
+    """Writes a note (async ORM) and answers with its id and how many notes there are."""
+
+    name = "test.note_async"
+    schema = NoteText
+
+    async def handle(self):
+        from .models import Note
+
+        note = await Note.objects.acreate(owner=self.user, text=self.data.text)
+        return {"id": note.pk, "notes": await Note.objects.acount()}
+
+
+@incoming.register
+class NoteSync(Message):
+    """Writes a note from a sync handler (in a thread) and answers with its id and the notes' count."""
+
+    name = "test.note_sync"
+    schema = NoteText
+
+    def handle(self):
+        from .models import Note
+
+        note = Note.objects.create(owner=self.user, text=self.data.text)
+        return {"id": note.pk, "notes": Note.objects.count()}
+
+
+#: Set by a test to let test.note_when_released write its note.
+NOTE_RELEASE = threading.Event()
+
+
+@incoming.register
+class NoteWhenReleased(NoteSync):
+    """Sync: waits until a test sets :data:`NOTE_RELEASE` (at most 5 s), then writes a note."""
+
+    name = "test.note_when_released"
+
+    def handle(self):
+        NOTE_RELEASE.wait(5)
+        return super().handle()
+
+
+@incoming.register
+class NoteAgain(NoteAsync):
+    """test.note_async, but not idempotent: a repeated i writes another note."""
+
+    name = "test.note_again"
+    idempotent = False
+
+
+@incoming.register
+class NoteThenRefuse(NoteAsync):
+    """Writes a note, then refuses with error.not_found carrying the notes' count."""
+
+    name = "test.note_then_refuse"
+
+    async def handle(self):
+        written = await super().handle()
+        raise NotFound("Written, then refused.", notes=written["notes"])
+
+
+@incoming.register
+class NoteDeferred(NoteSync):
+    """Deferred: reports ``steps`` progress steps ``seconds`` apart, then writes a note."""
+
+    name = "test.note_deferred"
+    schema = NoteSteps
+    deferred = True
+
+    def handle(self):
+        import time
+
+        for step in range(1, self.data.steps + 1):
+            time.sleep(self.data.seconds)
+            self.progress(step, self.data.steps)
+        return super().handle()
+
+
+@incoming.register
+class NoteDeferredOnlyConnected(NoteDeferred):
+    """test.note_deferred, dropped unstarted when its connection has closed (cancel_on_disconnect)."""
+
+    name = "test.note_deferred_connected"
+    cancel_on_disconnect = True
+
+
+class Tag(BaseModel):
+    tag: str
+
+
+@incoming.register
+class GuestTally(Message):
+    """Signed-out users may send it: counts its runs per tag in :data:`RUNS`."""
+
+    name = "test.guest_tally"
+    schema = Tag
+    allow_anonymous = True
+
+    async def handle(self):
+        RUNS[self.data.tag] = RUNS.get(self.data.tag, 0) + 1
+        return {"runs": RUNS[self.data.tag]}
+
+
+@incoming.register
+class BusyOnce(GuestTally):
+    """Counts its runs per tag; the first run answers error.rate_limited (try again later)."""
+
+    name = "test.busy_once"
+
+    async def handle(self):
+        from channelbus import RateLimited
+
+        runs = (await super().handle())["runs"]
+        if runs == 1:
+            raise RateLimited("Busy; try again.", retry_after=0.1)
+        return {"runs": runs}

@@ -1,0 +1,218 @@
+"""The store of repeated requests (channelbus/messages/repeats.py) on real caches: LocMem (inline), the
+file cache and Redis (in a thread), and a cache that cannot be reached. What the consumer and the jobs do
+with it is in tests/system/test_repeats.py."""
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+import warnings
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.cache import cache
+
+from channelbus.messages import repeats
+from channelbus.messages.repeats import Begun, Entry, Gone
+from channelbus.protocol import (
+    JobFailed,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
+from channelbus.transport import DeliveryFailed
+from tests.redis_support import REDIS_URL, require_redis
+
+#: A Redis cache nothing answers on (port 1 is never served): every call fails at once.
+UNREACHABLE = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_the_owner_is_the_user_or_the_guests_session(user, db):
+    assert repeats.owner_of(user, {}) == f"u{user.pk}"
+    session = SessionStore()
+    session.create()
+    assert repeats.owner_of(AnonymousUser(), {"session": session}) == f"s{session.session_key}"
+    # A signed-in user is the owner whatever the session (it changes at sign-in anyway).
+    assert repeats.owner_of(user, {"session": session}) == f"u{user.pk}"
+
+
+def test_a_guest_without_a_session_key_has_no_owner():
+    assert repeats.owner_of(AnonymousUser(), {}) is None
+    assert repeats.owner_of(AnonymousUser(), {"session": SessionStore()}) is None  # no cookie: no key
+    assert repeats.owner_of(None, {}) is None
+
+
+def test_a_key_is_a_hash_of_owner_type_and_i():
+    key = repeats.request_key("u1", "demo.echo", "tab-1")
+    assert key == repeats.request_key("u1", "demo.echo", "tab-1")
+    others = {
+        repeats.request_key("u2", "demo.echo", "tab-1"),
+        repeats.request_key("u1", "demo.other", "tab-1"),
+        repeats.request_key("u1", "demo.echo", "tab-2"),
+        repeats.request_key("s1", "demo.echo", "tab-1"),
+    }
+    assert key not in others
+    assert len(others) == 4
+    odd = repeats.request_key("u1", "demo.echo", "ä b:c/" + "x" * 120)
+    assert "tab" not in key
+    assert len(odd) == len(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CacheKeyWarning: a key memcached would refuse
+        cache.set(odd, 1)
+
+
+def test_begin_marks_running_once_and_the_frames_follow():
+    key = repeats.request_key("u1", "test.x", "a")
+    assert repeats.begin(key, 60) is Begun.FIRST
+    assert repeats.begin(key, 60) == Entry(None, False)
+    assert repeats.look(key) == Entry(None, False)
+    repeats.record(key, '{"s":"q"}', False, 60)
+    assert repeats.begin(key, 60) == Entry('{"s":"q"}', False)
+    repeats.record(key, '{"s":"s"}', True, 60)
+    assert repeats.look(key) == Entry('{"s":"s"}', True)
+    repeats.forget(key)
+    assert repeats.look(key) is Gone.MISSING
+    assert repeats.begin(key, 60) is Begun.FIRST
+
+
+def test_an_entry_lives_for_its_window_from_the_last_write():
+    key = repeats.request_key("u1", "test.x", "short")
+    assert repeats.begin(key, 0.05) is Begun.FIRST
+    repeats.record(key, "frame", True, 60)  # a write gives it the whole window again
+    time.sleep(0.1)
+    assert repeats.look(key) == Entry("frame", True)
+    repeats.record(key, "frame", True, 0.05)
+    time.sleep(0.1)
+    assert repeats.look(key) is Gone.MISSING
+
+
+def test_record_uses_the_setting_and_does_nothing_when_it_is_off(settings):
+    key = repeats.request_key("u1", "test.x", "w")
+    assert repeats.window() == 120
+    settings.CHANNELBUS = {"IDEMPOTENCY_WINDOW": 0}
+    assert repeats.window() == 0
+    repeats.record(key, "frame", True)
+    assert repeats.look(key) is Gone.MISSING
+    settings.CHANNELBUS = {"IDEMPOTENCY_WINDOW": None}
+    assert repeats.window() == 0
+    settings.CHANNELBUS = {"IDEMPOTENCY_WINDOW": 30}
+    repeats.record(key, "frame", True)
+    assert repeats.look(key) == Entry("frame", True)
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (RateLimited(retry_after=1), False),
+        (Unavailable(), False),
+        (DeliveryFailed("layer down"), False),  # the hub's kind of error.unavailable
+        (NotFound(), True),
+        (ValidationFailed(), True),
+        (Unauthorized(), True),
+        (ServerError(), True),
+        (JobFailed(), True),
+    ],
+)
+def test_errors_that_say_try_again_are_not_kept(error, kept):
+    assert repeats.is_recorded(error) is kept
+
+
+def test_a_cache_that_fails_is_logged_and_never_raises(settings, caplog):
+    settings.CACHES = UNREACHABLE
+    key = repeats.request_key("u1", "test.x", "down")
+    with caplog.at_level(logging.WARNING, "channelbus"):
+        assert repeats.begin(key, 60) is Begun.UNRECORDED
+        assert repeats.look(key) is Gone.UNKNOWN
+        repeats.record(key, "frame", True, 60)
+        repeats.forget(key)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "channelbus: the cache failed: a request is handled without deduplication"),
+        ("WARNING", "channelbus: the cache failed: cannot follow a repeated request"),
+        ("WARNING", "channelbus: the cache failed: a request's reply is not kept for a repeat"),
+        ("WARNING", "channelbus: the cache failed: a request's entry is left to expire"),
+    ]
+
+
+async def test_with_locmem_the_async_calls_run_inline():
+    """No await point: nothing waits for a thread, and the loop is not given up."""
+    key = repeats.request_key("u1", "test.x", "inline")
+    call = repeats.abegin(key, 60)
+    with pytest.raises(StopIteration) as done:
+        call.send(None)
+    assert done.value.value is Begun.FIRST
+    call = repeats.arecord(key, "frame", True, 60)
+    with pytest.raises(StopIteration):
+        call.send(None)
+    assert await repeats.alook(key) == Entry("frame", True)
+
+
+@pytest.fixture
+def blocked_sync_thread():
+    """Holds asgiref's one thread-sensitive thread (every database call of the process) until the end."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold():
+        started.set()
+        release.wait(5)
+
+    yield database_sync_to_async(hold), started
+    release.set()
+
+
+async def test_other_backends_run_in_a_thread_of_their_own(settings, tmp_path, blocked_sync_thread):
+    """The file cache: the calls work while the thread of Django's a* cache methods is busy."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path),
+        }
+    }
+    hold, started = blocked_sync_thread
+    holder = asyncio.ensure_future(hold())
+    await asyncio.to_thread(started.wait, 5)
+    key = repeats.request_key("u1", "test.x", "file")
+    async with asyncio.timeout(3):
+        assert await repeats.abegin(key, 60) is Begun.FIRST
+        await repeats.arecord(key, "frame", False, 60)
+        assert await repeats.abegin(key, 60) == Entry("frame", False)
+        await repeats.aforget(key)
+        assert await repeats.alook(key) is Gone.MISSING
+    assert not holder.done()  # it was held all along
+    holder.cancel()
+
+
+async def test_redis_the_distributed_cache(settings):
+    require_redis()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"cbtest{uuid.uuid4().hex[:8]}",
+        }
+    }
+    key = repeats.request_key("u1", "test.x", "redis")
+    try:
+        assert await repeats.abegin(key, 60) is Begun.FIRST
+        assert await repeats.abegin(key, 60) == Entry(None, False)
+        await repeats.arecord(key, '{"s":"s"}', True, 60)
+        assert await asyncio.to_thread(repeats.look, key) == Entry('{"s":"s"}', True)
+    finally:
+        await repeats.aforget(key)
+    assert await repeats.alook(key) is Gone.MISSING
