@@ -93,12 +93,18 @@ class Position:
         self.epoch = epoch
         self.ahead = set()
 
-    def accept(self, n: int) -> bool:
+    def accept(self, n: int, epoch: str | None = None) -> bool:
         """Count frame ``n`` as seen; False for a duplicate (``n <= last``, or seen ahead already).
+
+        ``epoch`` is the frame's ``e``, sent on the first frame of a numbering (``n`` = 1): when it is
+        not this position's, the topic's numbering restarted (its history was lost) and counting starts
+        again from it.
 
         Beyond :data:`AHEAD_LIMIT` frames ahead, the gap below them is accepted as lost (``last``
         jumps to the highest), which bounds the memory a gap that never fills can take.
         """
+        if epoch is not None and epoch != self.epoch:
+            self.reset(0, epoch)
         if n <= self.last or n in self.ahead:
             return False
         if n == self.last + 1:
@@ -671,7 +677,9 @@ class BusClient:
         subscription = self._subs.get(topic) if topic is not None else None
         if subscription is not None:
             n = frame.get("n")
-            if type(n) is int and not subscription.position.accept(n):
+            e = frame.get("e")
+            epoch = e if isinstance(e, str) else None
+            if type(n) is int and not subscription.position.accept(n, epoch):
                 return  # seen already (a replay overlapping what arrived): for nobody
             if subscription.handler is not None:
                 await _call(subscription.handler, frame)

@@ -239,6 +239,15 @@ def test_a_gap_that_never_fills_is_accepted_beyond_the_ahead_limit():
     assert not position.accept(1), "below the accepted gap: dropped"
 
 
+def test_the_first_frame_of_a_new_numbering_restarts_the_count_instead_of_being_dropped():
+    position = Position(40, "old")
+    assert position.accept(41)
+    assert position.accept(1, "new"), "n = 1 of another epoch: the topic's numbering restarted"
+    assert position.since() == {"n": 1, "epoch": "new"}
+    assert position.accept(2)
+    assert not position.accept(1, "new"), "the same first frame again: a duplicate"
+
+
 # -- A scripted server -------------------------------------------------------------------------------------
 
 

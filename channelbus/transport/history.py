@@ -46,8 +46,12 @@ NUMBERING_TTL = 3600.0
 SWEEP_INTERVAL = 60.0
 
 
-def numbered(text: str, n: int) -> str:
-    """``text`` (an encoded frame) with ``"n": n`` appended as its last key."""
+def numbered(text: str, n: int, epoch: str = "") -> str:
+    """``text`` (an encoded frame) with ``"n": n`` appended as its last key; the first frame of a numbering
+    (``n`` = 1) also carries ``"e": epoch``, so a client that stayed connected while the numbering restarted
+    (its history was lost) starts counting again instead of taking the new frames for ones it has seen."""
+    if n == 1:
+        return f'{text[:-1]},"n":1,"e":"{epoch}"}}'
     return f'{text[:-1]},"n":{n}}}'
 
 
@@ -117,7 +121,7 @@ class MemoryHistory:
         """Number one published frame of ``topic`` (kept if ``size`` > 0); returns ``n`` and the frame."""
         log = self._log(topic, now)
         n = log.n = log.n + 1
-        text = numbered(text, n)
+        text = numbered(text, n, log.epoch)
         if size > 0:
             log.ttl = ttl
             entries = log.entries

@@ -27,26 +27,31 @@ from .history import NUMBERING_TTL, Recovery, new_epoch, numbered
 
 __all__ = ["RedisHistory", "redis_hosts"]
 
-#: KEYS: meta, list. ARGV: frame without n, epoch if new, size, ttl ms, numbering ttl s. Returns n.
+#: KEYS: meta, list. ARGV: frame without n, epoch if new, size, ttl ms, numbering ttl s.
+#: Returns n, and the epoch when n is 1 (the frame then carries it: see ``numbered``).
 APPEND = """
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
+  epoch = ARGV[2]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', ARGV[2], 'n', 0)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'n', 0)
 end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+local tail = ',"n":' .. n .. '}'
+if n == 1 then tail = ',"n":1,"e":"' .. epoch .. '"}' end
 local size = tonumber(ARGV[3])
 if size > 0 then
   local t = redis.call('TIME')
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
-  redis.call('RPUSH', KEYS[2], now .. ' ' .. string.sub(ARGV[1], 1, -2) .. ',"n":' .. n .. '}')
+  redis.call('RPUSH', KEYS[2], now .. ' ' .. string.sub(ARGV[1], 1, -2) .. tail)
   redis.call('LTRIM', KEYS[2], -size, -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 else
   redis.call('DEL', KEYS[2])
 end
-return n
+if n == 1 then return {n, epoch} end
+return {n}
 """
 
 #: KEYS: meta, list. ARGV: since n ('' for none), since epoch, max frames, ttl ms, epoch if new,
@@ -116,8 +121,9 @@ class RedisHistory:
         """Number one published frame of ``topic`` (kept if ``size`` > 0); returns ``n`` and the frame."""
         index, keys = self._place(topic)
         args = [text, new_epoch(), size, int(ttl * 1000), int(NUMBERING_TTL)]
-        n = int(await self._call(self._append, index, keys, args))
-        return n, numbered(text, n)
+        reply = await self._call(self._append, index, keys, args)
+        n = int(reply[0])
+        return n, numbered(text, n, _text(reply[1]) if n == 1 else "")
 
     async def read(self, topic: str, since: tuple[int, str] | None, ttl: float, max_frames: int) -> Recovery:
         """Where ``topic`` stands, and the frames after ``since = (n, epoch)`` if they are all kept."""

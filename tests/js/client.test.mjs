@@ -535,6 +535,15 @@ test("Position: duplicates are refused, frames out of order are counted once, th
   assert.equal(new Position().since(), null, "no epoch known: no since");
 });
 
+test("Position: the first frame of a new numbering (e) restarts the count instead of being dropped", () => {
+  const position = new Position(40, "old");
+  assert.equal(position.accept(41), true);
+  assert.equal(position.accept(1, "new"), true, "n = 1 of another epoch: the numbering restarted");
+  assert.deepEqual(position.since(), { n: 1, epoch: "new" });
+  assert.equal(position.accept(2), true);
+  assert.equal(position.accept(1, "new"), false, "the same first frame again: a duplicate");
+});
+
 test("numbered frames of a subscribed topic seen already reach no handler; frames without n always do", async () => {
   const { bus, ws } = openBus();
   const topic = [], typed = [], all = [];

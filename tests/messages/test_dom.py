@@ -244,13 +244,14 @@ def test_booleans_are_not_text():
 
 async def test_a_published_dom_message_reaches_a_subscribed_client(bus_client, user):
     client = await bus_client(user=user)
-    await client.request("topic.subscribe", {"topic": "test.room:lobby"})
+    epoch = (await client.request("topic.subscribe", {"topic": "test.room:lobby"}))["epoch"]
     await apublish(dom.text("#count", 5), to="test.room:lobby")
     assert await client.receive() == {
         "t": "dom.text",
         "p": {"selector": "#count", "text": "5"},
         "c": "test.room:lobby",
         "n": 1,
+        "e": epoch,
     }
     await apublish(dom.notice("Saved", level="success"), to=user)
     assert await client.receive() == {

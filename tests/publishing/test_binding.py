@@ -20,6 +20,7 @@ def bob(db):
 async def test_create_update_delete_reach_collection_and_instance(bus_client, user):
     client = await bus_client(user=user)
     state = await client.request("topic.subscribe", {"topic": f"testapp.note.all:{user.pk}"})
+    epoch = state["epoch"]
     assert state["state"] == {"items": [], "offset": 0, "count": 0, "more": False}
     note = await Note.objects.acreate(owner=user, text="one")
     created = await client.receive()
@@ -28,6 +29,7 @@ async def test_create_update_delete_reach_collection_and_instance(bus_client, us
         "c": f"testapp.note.all:{user.pk}",
         "p": {"action": "create", "pk": note.pk, "data": {"id": note.pk, "owner": user.pk, "text": "one"}},
         "n": 1,
+        "e": epoch,
     }
     await client.request("topic.subscribe", {"topic": f"testapp.note:{note.pk}"})
     note.text = "two"

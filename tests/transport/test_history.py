@@ -18,8 +18,16 @@ def publish(history: MemoryHistory, count: int, *, size: int = 100, ttl: float =
 
 def test_numbered_appends_n_as_the_last_key_of_the_same_text():
     text = frame("hi")
-    assert numbered(text, 7) == text[:-1] + ',"n":7}'
+    assert numbered(text, 7, "ab12cd34") == text[:-1] + ',"n":7}'
     assert orjson.loads(numbered(text, 7)) == {**orjson.loads(text), "n": 7}
+
+
+def test_the_first_frame_of_a_numbering_names_its_epoch():
+    history = MemoryHistory()
+    (_, text), (_, text2) = publish(history, 2)
+    epoch = history.logs["room"].epoch
+    assert orjson.loads(text) == {**orjson.loads(frame("0")), "n": 1, "e": epoch}
+    assert "e" not in orjson.loads(text2)
 
 
 def test_each_publish_gets_the_next_n_one_numbering_per_topic():

@@ -44,7 +44,8 @@ async def test_two_processes_share_one_numbering_and_one_history(histories):
     for k in range(6):
         history = histories[k % 2]
         n, text = await history.append("room", frame(str(k)), 100, 120)
-        assert orjson.loads(text) == {**orjson.loads(frame(str(k))), "n": n}
+        first = {"e": start.epoch} if n == 1 else {}  # the first frame of a numbering names its epoch
+        assert orjson.loads(text) == {**orjson.loads(frame(str(k))), "n": n, **first}
         numbers.append(n)
     assert numbers == [1, 2, 3, 4, 5, 6]
     recovery = await second.read("room", (2, start.epoch), 120, 1000)
@@ -105,11 +106,12 @@ async def test_lost_keys_start_a_new_numbering_with_a_new_epoch(histories):
         await client.delete(*first._place("room")[1])  # as an eviction or a flush would
     finally:
         await client.aclose()
-    n, _ = await second.append("room", frame("after"), 100, 120)
+    n, text = await second.append("room", frame("after"), 100, 120)
     assert n == 1
     recovery = await first.read("room", (3, old), 120, 1000)
     assert (recovery.recovered, recovery.n) == (False, 1)
     assert recovery.epoch != old
+    assert orjson.loads(text)["e"] == recovery.epoch  # connected clients learn of the new numbering
 
 
 async def test_a_publish_is_one_round_trip_and_a_restart_is_survived_with_a_new_epoch():

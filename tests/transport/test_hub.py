@@ -224,7 +224,8 @@ async def test_send_to_topic_delivers_locally_without_a_shared_layer(hub):
         await hub.join(endpoint, "t:1")
     await hub.send_to_topic("t:1", '{"t":"x"}', exclude=hub.address(a))
     assert a.offered == []
-    assert b.offered == ['{"t":"x","n":1}']
+    epoch = hub.history.logs["t:1"].epoch
+    assert b.offered == [f'{{"t":"x","n":1,"e":"{epoch}"}}']
 
 
 async def test_send_to_address_reaches_a_local_connection(hub):

@@ -37,8 +37,11 @@ export class Position {
   readonly ahead: Set<number>;
   /** Start again at n of numbering epoch. */
   reset(n: number, epoch: string | null): void;
-  /** Count frame n as seen; false for a duplicate. Beyond 1000 frames ahead, the gap below them is accepted. */
-  accept(n: number): boolean;
+  /**
+   * Count frame n as seen; false for a duplicate. Beyond 1000 frames ahead, the gap below them is accepted.
+   * epoch is the frame's e (on the first frame of a numbering): another epoch restarts the count.
+   */
+  accept(n: number, epoch?: string): boolean;
   /** A plain subscribe's reply: every frame up to n counts as seen (another epoch: reset). */
   moveTo(n: number, epoch: string | null): void;
   /** {n: last, epoch} for a resubscribe's since; null while no epoch is known. */

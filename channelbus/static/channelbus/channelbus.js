@@ -65,7 +65,10 @@
      * Count frame n as seen. Returns false for a duplicate (n <= last, or already ahead): the caller drops it.
      * Beyond AHEAD_LIMIT frames ahead the gap below them is accepted as lost, which bounds the memory.
      */
-    accept(n) {
+    accept(n, epoch) {
+      // The first frame of a numbering (n = 1) carries its epoch in e: another epoch means the topic's
+      // numbering restarted (its history was lost) while this tab stayed connected: count from it again.
+      if (typeof epoch === "string" && epoch !== this.epoch) this.reset(0, epoch);
       if (n <= this.last || this.ahead.has(n)) return false;
       if (n === this.last + 1) {
         this.last = n;
@@ -539,7 +542,7 @@
       // A numbered frame of a followed topic that was seen already (a replay overlapping what arrived, a
       // frame sent again) reaches nobody: not the topic's handlers, the DOM or on().
       const followed = f.c == null ? undefined : this._subs.get(f.c);
-      if (followed && followed.position && Number.isInteger(f.n) && !followed.position.accept(f.n)) return;
+      if (followed && followed.position && Number.isInteger(f.n) && !followed.position.accept(f.n, f.e)) return;
       if (f.t === "s.closing") this._closing = f.p || null;
       if (f.t === "topic.left" && f.i == null && f.p && this._subs.delete(f.p.topic)) {
         this._emit("subscriptionlost", { topic: f.p.topic, error: new BusError("topic.left", f.p, f) });
