@@ -9,11 +9,11 @@ terminal frame, or the states that follow (``docs/messages.md``, "Repeated reque
 
 The entries live in Django's default cache, so every server process and every task worker sees the
 same ones (Redis in the distributed setup). Each lives ``IDEMPOTENCY_WINDOW`` seconds from its last
-write. The functions here are sync, for the workers; the ``a``-prefixed ones are for the event loop.
-With ``LocMemCache`` they call the sync ones inline (a dict under a lock: microseconds); with any
-other backend they run them in a thread of their own with :func:`asyncio.to_thread`, not with
-Django's ``a*`` cache methods, whose ``sync_to_async`` uses the one thread shared with every
-database call of the process. A cache that fails is logged at WARNING and never fails a request:
+write. The functions here are sync, for the workers; a connection uses :class:`Requests`, whose
+coroutines, with ``LocMemCache``, call them inline (a dict under a lock: microseconds) and, with any
+other backend, run them in a thread of their own with :func:`asyncio.to_thread`, not with Django's
+``a*`` cache methods, whose ``sync_to_async`` uses the one thread shared with every database call of
+the process. A cache that fails is logged at WARNING and never fails a request:
 :func:`begin` answers :data:`Begun.UNRECORDED` and the request runs without deduplication.
 """
 
@@ -23,11 +23,11 @@ import asyncio
 import enum
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
+from django.core.cache.backends.locmem import LocMemCache
 
 from ..conf import settings
 from ..protocol import BusError, RateLimited, Unavailable
@@ -36,14 +36,12 @@ __all__ = [
     "Begun",
     "Entry",
     "Gone",
-    "abegin",
-    "aforget",
-    "alook",
-    "arecord",
+    "Requests",
     "begin",
     "forget",
     "is_recorded",
     "look",
+    "of_connection",
     "owner_of",
     "record",
     "request_key",
@@ -51,11 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("channelbus")
-
-_T = TypeVar("_T")
-
-#: The backend whose calls are cheap enough to make on the event loop.
-_LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 
 
 class Begun(enum.Enum):
@@ -122,10 +115,11 @@ def is_recorded(error: BusError) -> bool:
     return not isinstance(error, RateLimited | Unavailable)
 
 
-def begin(key: str, seconds: float) -> Begun | Entry:
+def begin(key: str, seconds: float, cache: BaseCache | None = None) -> Begun | Entry:
     """Mark the request ``key`` running, atomically (``cache.add``): :data:`Begun.FIRST` the first
-    time, the :class:`Entry` on a repeat, :data:`Begun.UNRECORDED` when the cache fails."""
-    cache = caches[DEFAULT_CACHE_ALIAS]
+    time, the :class:`Entry` on a repeat, :data:`Begun.UNRECORDED` when the cache fails.
+    ``cache`` defaults to Django's default cache (as for the functions below)."""
+    cache = caches[DEFAULT_CACHE_ALIAS] if cache is None else cache
     try:
         for _ in range(2):  # the entry may expire (or be forgotten) between the add and the get
             if cache.add(key, (None, False), seconds):
@@ -141,61 +135,91 @@ def begin(key: str, seconds: float) -> Begun | Entry:
         return Begun.UNRECORDED
 
 
-def look(key: str) -> Entry | Gone:
+def look(key: str, cache: BaseCache | None = None) -> Entry | Gone:
     """The entry of ``key`` now (a repeat following its first run)."""
     try:
-        value = caches[DEFAULT_CACHE_ALIAS].get(key)
+        value = (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).get(key)
     except Exception:
         logger.warning("channelbus: the cache failed: cannot follow a repeated request", exc_info=True)
         return Gone.UNKNOWN
     return Gone.MISSING if value is None else Entry.loads(value)
 
 
-def record(key: str, frame: str, done: bool, seconds: float | None = None) -> None:
+def record(
+    key: str, frame: str, done: bool, seconds: float | None = None, cache: BaseCache | None = None
+) -> None:
     """Keep ``frame`` as the latest of request ``key`` (``done``: it is the terminal one) for
     ``seconds`` (default: the window) more. Never raises."""
     seconds = window() if seconds is None else seconds
     if not seconds:
         return
     try:
-        caches[DEFAULT_CACHE_ALIAS].set(key, (frame, done), seconds)
+        (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).set(key, (frame, done), seconds)
     except Exception:
         logger.warning(
             "channelbus: the cache failed: a request's reply is not kept for a repeat", exc_info=True
         )
 
 
-def forget(key: str) -> None:
+def forget(key: str, cache: BaseCache | None = None) -> None:
     """Drop request ``key``: its first run ended with nothing to keep, and a repeat runs it again.
     Never raises (an entry that cannot be dropped expires by itself)."""
     try:
-        caches[DEFAULT_CACHE_ALIAS].delete(key)
+        (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).delete(key)
     except Exception:
         logger.warning("channelbus: the cache failed: a request's entry is left to expire", exc_info=True)
 
 
-async def _off_loop(func: Callable[..., _T], *args: Any) -> _T:
-    """``func(*args)`` inline with ``LocMemCache``, else in a thread of its own (see the module)."""
-    if caches.settings[DEFAULT_CACHE_ALIAS]["BACKEND"] == _LOCMEM:
-        return func(*args)
-    return await asyncio.to_thread(func, *args)
+class Requests:
+    """The requests of one owner as one connection sees them, from the event loop: made once per
+    connection by :func:`of_connection`, which also reads the window and the cache backend once.
+
+    With ``LocMemCache`` its coroutines call the sync functions above inline, on that backend (no
+    await point); with any other backend they run them in a thread of their own (see the module).
+    """
+
+    __slots__ = ("_inline", "owner", "window")
+
+    def __init__(self, owner: str, seconds: float) -> None:
+        self.owner = owner
+        self.window = seconds
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        self._inline: BaseCache | None = backend if isinstance(backend, LocMemCache) else None
+
+    def key(self, type_name: str, trace_id: str) -> str:
+        """The key of this owner's request ``trace_id`` of type ``type_name``."""
+        return request_key(self.owner, type_name, trace_id)
+
+    async def begin(self, key: str) -> Begun | Entry:
+        """:func:`begin`, for the window."""
+        if self._inline is not None:
+            return begin(key, self.window, self._inline)
+        return await asyncio.to_thread(begin, key, self.window)
+
+    async def look(self, key: str) -> Entry | Gone:
+        """:func:`look`."""
+        if self._inline is not None:
+            return look(key, self._inline)
+        return await asyncio.to_thread(look, key)
+
+    async def record(self, key: str, frame: str, done: bool) -> None:
+        """:func:`record`, for the window."""
+        if self._inline is not None:
+            record(key, frame, done, self.window, self._inline)
+        else:
+            await asyncio.to_thread(record, key, frame, done, self.window)
+
+    async def forget(self, key: str) -> None:
+        """:func:`forget`."""
+        if self._inline is not None:
+            forget(key, self._inline)
+        else:
+            await asyncio.to_thread(forget, key)
 
 
-async def abegin(key: str, seconds: float) -> Begun | Entry:
-    """:func:`begin`, from the event loop."""
-    return await _off_loop(begin, key, seconds)
-
-
-async def alook(key: str) -> Entry | Gone:
-    """:func:`look`, from the event loop."""
-    return await _off_loop(look, key)
-
-
-async def arecord(key: str, frame: str, done: bool, seconds: float | None = None) -> None:
-    """:func:`record`, from the event loop."""
-    await _off_loop(record, key, frame, done, seconds)
-
-
-async def aforget(key: str) -> None:
-    """:func:`forget`, from the event loop."""
-    await _off_loop(forget, key)
+def of_connection(user: Any, scope: dict[str, Any]) -> Requests | None:
+    """The :class:`Requests` of a connection's owner (:func:`owner_of`); None when its requests are not
+    deduplicated: no owner, or ``IDEMPOTENCY_WINDOW`` off."""
+    seconds = window()
+    owner = owner_of(user, scope) if seconds else None
+    return None if owner is None else Requests(owner, seconds)

@@ -28,7 +28,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -39,7 +39,7 @@ from ..background import in_background
 from ..conf import settings
 from ..jobs import caps, liveness, tracking
 from ..jobs.deferred import enqueue, new_job_id
-from ..messages import REPLIED, Message, Metadata, Registry, incoming, reply_frame
+from ..messages import REPLIED, Message, Metadata, Registry, incoming, repeats, reply_frame
 from ..protocol import (
     BadRequest,
     BusError,
@@ -79,6 +79,8 @@ SUBPROTOCOL = "channelbus.v1"
 LAYER_DOWN = "The server cannot reach its channel layer; try again later."
 #: Seconds a socket has to take its close frame (and a slow one its ``s.closing``) before it is dropped.
 CLOSE_TIMEOUT = 1.0
+#: Seconds between two looks at the entry of a request whose repeat waits for its first run to end.
+REPEAT_POLL = 0.2
 
 
 class BusConsumer:
@@ -132,6 +134,12 @@ class BusConsumer:
         self._close_code: int | None = None
         self._max_concurrent = 0
         self._max_queued = 0
+        # Repeated requests (messages/repeats.py): this connection's owner's requests (None: not
+        # deduplicated), found on first use; and the tasks running a request seen for the first time,
+        # with its entry's key and when its window ends: kept running at the close.
+        self._requests: repeats.Requests | None = None
+        self._requests_found = False
+        self._recording: dict[asyncio.Task[Any], tuple[str, float]] | None = None
         # Client-error log lines within CLIENT_ERROR_LOG_LINES per interval, and the summary's timer.
         self._error_log: ErrorLogLimiter | None = None
         self._error_log_timer: asyncio.TimerHandle | None = None
@@ -322,6 +330,8 @@ class BusConsumer:
             self._writer.cancel()
         self._forget_outbox()
         tasks = [t for t in (self._worker, *(self._concurrent or ())) if t is not None]
+        if self._recording:
+            tasks = self._keep_recording(tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -597,8 +607,18 @@ class BusConsumer:
         finally:
             self._worker = None
 
-    async def _process(self, cls: type[Message], env: Envelope, received: float) -> None:
-        """permission → validation → handler → reply, with every failure sent as an error frame."""
+    async def _process(self, cls: type[Message], env: Envelope, received: float) -> None:  # noqa: C901 - per-request hot path, kept inline
+        """permission → validation → handler → reply, with every failure sent as an error frame.
+
+        A request that may be a repeat (``idempotent`` type, with ``i``) is looked up first: a repeat is
+        answered from its first run's entry; a first run records its terminal frame (:meth:`_record`).
+        """
+        key: str | None = None
+        if cls.idempotent and env.i is not None and not cls.control:
+            found = await self._begin_request(cls, env, received)
+            if found is False:
+                return  # a repeat, answered
+            key = found
         meta = Metadata(
             trace_id=env.i,
             user=self.user,
@@ -613,7 +633,7 @@ class BusConsumer:
             if allowed_kind == "async" and not await cls.allowed(self.user, self):  # type: ignore[misc]
                 raise _refusal(cls, meta)
             if cls.deferred:
-                await self._enqueue(cls, env, meta, allowed_kind)
+                await self._enqueue(cls, env, meta, allowed_kind, key)
                 return
             if cls._sync_handle:
                 result = await database_sync_to_async(_run_sync)(cls, env.p, meta, self)
@@ -622,22 +642,41 @@ class BusConsumer:
                     await database_sync_to_async(_check_allowed)(cls, meta, self)
                 result = await cls.from_payload(env.p, meta).handle()
             if env.i is not None and result is not REPLIED:
-                await self.send_frame(reply_frame(cls, env.i, result))
+                frame = reply_frame(cls, env.i, result)
+                if key is not None:
+                    await self._record(key, frame)
+                await self.send_frame(frame)
+            elif key is not None:
+                await self._record(key, None)  # it sent its reply itself: nothing to keep
         except BusError as exc:
             if exc.trace_id is None:
                 exc.trace_id = env.i
+            await self._record(key, exc)
             await self.send_error(exc)
         except asyncio.CancelledError:
+            if key is not None and self._requests is not None:  # ended without a reply: a repeat runs it
+                in_background(self._requests.forget(key))
             raise
         except Exception:
             logger.exception("channelbus: handler of %s failed (i=%s)", cls.name, env.i)
-            await self.send_error(ServerError(trace_id=env.i), log=False)
+            error = ServerError(trace_id=env.i)
+            # A deferred type failed here, before its job was queued: not kept, a repeat may queue it.
+            await self._record(key, None if cls.deferred else error)
+            await self.send_error(error, log=False)
+        finally:
+            if key is not None:
+                self._recorded()
 
     async def _enqueue(
-        self, cls: type[Message], env: Envelope, meta: Metadata, allowed_kind: str | None
+        self,
+        cls: type[Message],
+        env: Envelope,
+        meta: Metadata,
+        allowed_kind: str | None,
+        repeat_key: str | None = None,
     ) -> None:
         """A deferred message: check and validate here, take its places under the job caps, say ``q``,
-        and put it on the task queue."""
+        and put it on the task queue (with ``repeat_key``, the job keeps its frames for a repeat)."""
         if allowed_kind == "sync":
             await database_sync_to_async(_check_allowed)(cls, meta, self)
         cls.from_payload(env.p, meta)  # errors are the client's: answer now, not from a worker
@@ -655,13 +694,130 @@ class BusConsumer:
         if env.i is not None:
             # Before the enqueue: a backend that runs the job at once (the immediate one in tests)
             # sends r and s from inside it, and q must come first.
-            await self.send_frame(encode(cls.name, i=env.i, s=states.QUEUED))
+            queued = encode(cls.name, i=env.i, s=states.QUEUED)
+            if repeat_key is not None and self._requests is not None:
+                await self._requests.record(repeat_key, queued, False)
+            await self.send_frame(queued)
         # If the enqueue fails, its place stays open: successors go ahead after STRICT_ORDER_TIMEOUT.
         try:
-            await database_sync_to_async(enqueue)(cls, env.p, meta, seq=seq, job_id=job_id, slots=slots)
+            await database_sync_to_async(enqueue)(
+                cls, env.p, meta, seq=seq, job_id=job_id, slots=slots, repeat_key=repeat_key
+            )
         except Exception:
             await database_sync_to_async(caps.release)(slots, job_id)
             raise
+
+    # ------------------------------------------------------------------ repeated requests
+
+    async def _begin_request(
+        self, cls: type[Message], env: Envelope, received: float
+    ) -> str | Literal[False] | None:
+        """Look a request up in :mod:`channelbus.messages.repeats`: the key to record its frames under
+        when it is seen for the first time; None when it is not deduplicated (no owner, the window
+        off, the cache failing); False when it was a repeat, answered here (or followed in the
+        background, for a deferred type: the messages behind it need not wait for a worker)."""
+        if not self._requests_found:  # once per connection
+            self._requests_found = True
+            self._requests = repeats.of_connection(self.user, self.scope)
+        requests = self._requests
+        if requests is None:
+            return None
+        assert env.i is not None
+        key = requests.key(cls.name, env.i)
+        while True:
+            found = await requests.begin(key)
+            if found is repeats.Begun.FIRST:
+                recording = self._recording
+                if recording is None:
+                    recording = self._recording = {}
+                task = asyncio.current_task()
+                assert task is not None
+                recording[task] = (key, asyncio.get_running_loop().time() + requests.window)
+                return key
+            if found is repeats.Begun.UNRECORDED:
+                return None
+            assert isinstance(found, repeats.Entry)
+            if cls.deferred:
+                in_background(self._follow_in_background(cls, env, received, key, found))
+                return False
+            if await self._follow_repeat(cls, env.i, key, found):
+                return False
+            # Its first run ended with nothing kept: this one runs it (unless another got there first).
+
+    async def _follow_repeat(self, cls: type[Message], trace_id: str, key: str, entry: repeats.Entry) -> bool:
+        """Answer a repeat from the entry of its first run: the terminal frame if it is kept, else the
+        latest state, then each new one, then the terminal frame, looking every :data:`REPEAT_POLL`
+        seconds until it ends or this connection closes. False when the entry went away first (the
+        first run ended with nothing kept, or its window passed): the repeat must run it."""
+        requests = self._requests
+        assert requests is not None
+        sent = entry.frame
+        if sent is not None:
+            await self.send_frame(sent)
+        while not entry.done and not self.closed:
+            await asyncio.sleep(REPEAT_POLL)
+            now = await requests.look(key)
+            if now is repeats.Gone.MISSING:
+                return False
+            if now is repeats.Gone.UNKNOWN:
+                await self.send_error(
+                    Unavailable(
+                        "The server cannot tell whether this request ran; try again shortly.",
+                        trace_id=trace_id,
+                        type_name=cls.name,
+                    )
+                )
+                return True
+            assert isinstance(now, repeats.Entry)
+            entry = now
+            if entry.frame is not None and entry.frame != sent:
+                sent = entry.frame
+                await self.send_frame(sent)
+        return True
+
+    async def _follow_in_background(
+        self, cls: type[Message], env: Envelope, received: float, key: str, entry: repeats.Entry
+    ) -> None:
+        """A repeat of a deferred request, followed beside the connection's other messages; run again
+        if its first run ended with nothing kept (a job dropped by ``cancel_on_disconnect``)."""
+        assert env.i is not None
+        if not await self._follow_repeat(cls, env.i, key, entry) and not self.closed:
+            await self._process(cls, env, received)
+
+    async def _record(self, key: str | None, reply: str | BusError | None) -> None:
+        """Keep the terminal reply of request ``key`` (None: not deduplicated) seen for the first time,
+        a frame or an error: a repeat gets the same frame. With nothing to keep (None, or an error
+        that says "try again later": :func:`~channelbus.messages.repeats.is_recorded`) the entry is
+        dropped, and a repeat runs the request again."""
+        requests = self._requests
+        if key is None or requests is None:
+            return
+        if reply is None or (isinstance(reply, BusError) and not repeats.is_recorded(reply)):
+            await requests.forget(key)
+            return
+        if isinstance(reply, BusError):
+            reply = error_frame(reply)
+        await requests.record(key, reply, True)
+
+    def _recorded(self) -> None:
+        """The current task's request has ended: nothing to keep running at the close."""
+        task = asyncio.current_task()
+        if self._recording is not None and task is not None:
+            self._recording.pop(task, None)
+
+    def _keep_recording(self, tasks: list[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+        """At the close: the tasks to cancel. Those running a request seen for the first time are kept
+        running to their end, at most until their window ends, so that their reply is kept for a
+        repeat from the client's next connection (a sync handler's thread cannot be stopped anyway:
+        cancelled, its effect would happen with its reply lost). Messages still waiting behind them
+        in arrival order never began: they are dropped."""
+        if self._waiting:
+            self._waiting.clear()
+        recording = self._recording or {}
+        for task in tasks:
+            if task in recording:
+                in_background(_finish_within(task, recording[task][1], self.connection_id))
+        return [task for task in tasks if task not in recording]
 
     # ------------------------------------------------------------------ frames out
 
@@ -752,6 +908,21 @@ else:
     def _start_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Start ``coro`` as a task (Python 3.11 has no eager tasks: it runs on the next loop iteration)."""
         return asyncio.get_running_loop().create_task(coro)
+
+
+async def _finish_within(task: asyncio.Task[Any], deadline: float, connection_id: str) -> None:
+    """Let a request's handler end after its connection closed; cancel it at ``deadline`` (its entry is
+    dropped then, by its own cancellation)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - asyncio.get_running_loop().time()))
+    except TimeoutError:
+        logger.warning(
+            "channelbus: cancelled a handler of closed connection %s: it ran past IDEMPOTENCY_WINDOW",
+            connection_id,
+        )
+        task.cancel()
+    except BaseException:  # its failure was answered (and logged) by the handler's task itself
+        pass
 
 
 async def _enqueue_job(job: Any, *args: Any) -> None:

@@ -10,7 +10,7 @@ import uuid
 import warnings
 
 import pytest
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.cache import cache
@@ -33,6 +33,18 @@ from tests.redis_support import REDIS_URL, require_redis
 UNREACHABLE = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
 }
+
+
+def redis_cache():
+    """CACHES for the Redis of the test machine (skipped when it is down), with a key prefix of its own."""
+    require_redis()
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"cbtest{uuid.uuid4().hex[:8]}",
+        }
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -149,17 +161,27 @@ def test_a_cache_that_fails_is_logged_and_never_raises(settings, caplog):
     ]
 
 
-async def test_with_locmem_the_async_calls_run_inline():
+def test_a_connection_s_requests_need_an_owner_and_the_window(user, settings):
+    requests = repeats.of_connection(user, {})
+    assert (requests.owner, requests.window) == (f"u{user.pk}", 120)
+    assert requests.key("demo.echo", "tab-1") == repeats.request_key(f"u{user.pk}", "demo.echo", "tab-1")
+    assert repeats.of_connection(AnonymousUser(), {}) is None
+    settings.CHANNELBUS = {"IDEMPOTENCY_WINDOW": 0}
+    assert repeats.of_connection(user, {}) is None
+
+
+async def test_with_locmem_a_connection_calls_the_cache_inline():
     """No await point: nothing waits for a thread, and the loop is not given up."""
-    key = repeats.request_key("u1", "test.x", "inline")
-    call = repeats.abegin(key, 60)
+    requests = repeats.Requests("u1", 60)
+    key = requests.key("test.x", "inline")
+    call = requests.begin(key)
     with pytest.raises(StopIteration) as done:
         call.send(None)
     assert done.value.value is Begun.FIRST
-    call = repeats.arecord(key, "frame", True, 60)
+    call = requests.record(key, "frame", True)
     with pytest.raises(StopIteration):
         call.send(None)
-    assert await repeats.alook(key) == Entry("frame", True)
+    assert await requests.look(key) == Entry("frame", True)
 
 
 @pytest.fixture
@@ -172,7 +194,7 @@ def blocked_sync_thread():
         started.set()
         release.wait(5)
 
-    yield database_sync_to_async(hold), started
+    yield sync_to_async(hold, thread_sensitive=True), started
     release.set()
 
 
@@ -187,32 +209,27 @@ async def test_other_backends_run_in_a_thread_of_their_own(settings, tmp_path, b
     hold, started = blocked_sync_thread
     holder = asyncio.ensure_future(hold())
     await asyncio.to_thread(started.wait, 5)
-    key = repeats.request_key("u1", "test.x", "file")
+    requests = repeats.Requests("u1", 60)
+    key = requests.key("test.x", "file")
     async with asyncio.timeout(3):
-        assert await repeats.abegin(key, 60) is Begun.FIRST
-        await repeats.arecord(key, "frame", False, 60)
-        assert await repeats.abegin(key, 60) == Entry("frame", False)
-        await repeats.aforget(key)
-        assert await repeats.alook(key) is Gone.MISSING
+        assert await requests.begin(key) is Begun.FIRST
+        await requests.record(key, "frame", False)
+        assert await requests.begin(key) == Entry("frame", False)
+        await requests.forget(key)
+        assert await requests.look(key) is Gone.MISSING
     assert not holder.done()  # it was held all along
     holder.cancel()
 
 
 async def test_redis_the_distributed_cache(settings):
-    require_redis()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": f"cbtest{uuid.uuid4().hex[:8]}",
-        }
-    }
-    key = repeats.request_key("u1", "test.x", "redis")
+    settings.CACHES = redis_cache()
+    requests = repeats.Requests("u1", 60)
+    key = requests.key("test.x", "redis")
     try:
-        assert await repeats.abegin(key, 60) is Begun.FIRST
-        assert await repeats.abegin(key, 60) == Entry(None, False)
-        await repeats.arecord(key, '{"s":"s"}', True, 60)
-        assert await asyncio.to_thread(repeats.look, key) == Entry('{"s":"s"}', True)
+        assert await requests.begin(key) is Begun.FIRST
+        assert await requests.begin(key) == Entry(None, False)
+        await requests.record(key, '{"s":"s"}', True)
+        assert await asyncio.to_thread(repeats.look, key) == Entry('{"s":"s"}', True)  # as a worker sees it
     finally:
-        await repeats.aforget(key)
-    assert await repeats.alook(key) is Gone.MISSING
+        await requests.forget(key)
+    assert await requests.look(key) is Gone.MISSING
