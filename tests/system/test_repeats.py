@@ -213,7 +213,7 @@ async def test_a_repeat_while_a_job_runs_gets_the_states_that_follow(bus_client,
     on another connection, gets the latest state and then each new one, and the same s."""
     first = await bus_client(user=user)
     second = await bus_client(user=user)
-    payload = {"text": "steps", "steps": 4, "seconds": 0.3}
+    payload = {"text": "steps", "steps": 6, "seconds": 0.3}  # the repeat comes after step 1 of 6
     await first.send("test.note_deferred", payload, i="d-5")
     await wait_for(lambda: '"done":1' in latest_frame(user, "test.note_deferred", "d-5"), what="step 1")
     await second.send("test.note_deferred", payload, i="d-5")
@@ -376,3 +376,31 @@ def test_a_job_carries_its_entry_and_older_jobs_read_without_one():
     assert DeferredJob.from_json(job.to_json()).repeat_key == "channelbus:repeat:ab"
     older = {k: v for k, v in job.to_json().items() if k != "repeat_key"}
     assert DeferredJob.from_json(older).repeat_key is None
+
+
+async def test_retries_of_one_job_are_one_request(bus_client, user):
+    """test.retry_timing fails its first attempt: the repeat gets the second attempt's s, and runs nothing."""
+    first = await bus_client(user=user)
+    frames = await ask(first, "test.retry_timing", {"fail_times": 1}, "rt-1")
+    assert [f["s"] for f in frames] == ["q", "r", "r", "s"]
+    assert frames[-1]["p"]["attempts"] == [1, 2]
+    second = await bus_client(user=user)
+    assert await ask(second, "test.retry_timing", {"fail_times": 1}, "rt-1") == [frames[-1]]
+
+
+def test_the_reapers_error_job_for_a_lost_worker_is_kept(settings):
+    """A worker killed in the middle of the job: the reaper's error.job is the request's terminal frame."""
+    import tests.lostapp.messages  # noqa: F401 - registers the lost.* types
+    from channelbus.jobs import reaping
+    from tests.jobs.test_reaping import started_and_lost
+
+    settings.TASKS = DB_TASKS
+    settings.CHANNELBUS = {"JOB_REAP_GRACE": 0}
+    key = repeats.request_key("u7", "lost.final", "k1")
+    assert repeats.begin(key, 60) is repeats.Begun.FIRST
+    started_and_lost("lost.final", {"seconds": 30}, repeat_key=key)
+    assert reaping.reap() == 1
+    kept = repeats.look(key)
+    assert kept.done
+    assert json.loads(kept.frame)["t"] == "error.job"
+    assert json.loads(kept.frame)["p"]["reason"] == "worker_lost"
