@@ -55,7 +55,7 @@ SETTINGS = "fuzz_site.settings"
 SUBPROTOCOL = "channelbus.v1"
 TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*\Z")
 STATES = frozenset("aqrsf")
-ENVELOPE_KEYS = ("t", "i", "p", "s", "c", "n")
+ENVELOPE_KEYS = ("t", "i", "p", "s", "c", "n", "e")
 #: The ASGI server's own frame limit under runbus (``max(2 x MAX_FRAME_BYTES, 1 MiB)``): not exceeded.
 UVICORN_MAX = 1 << 20
 #: Details every error frame of a type carries in ``p`` besides ``msg`` (``docs/protocol.md``, Errors).

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -89,6 +90,10 @@ class BusTestClient:
         self.states: list[Frame] = []
         self._inbox: list[Frame] = []
         self._ids = 0
+        #: The start of this client's trace ids (``t<6 random hex digits>-``, then 1, 2, ...): unique per
+        #: client, as a browser tab's are, so that repeated-request detection never mistakes two
+        #: clients' (or two tests') requests for one.
+        self.id_prefix = f"t{secrets.token_hex(3)}-"
 
     async def connect(self, timeout: float = 3.0) -> BusTestClient:
         """Open the connection; raises :class:`ConnectionRefused` if the server closes it at once."""
@@ -145,7 +150,7 @@ class BusTestClient:
     async def request_frame(self, type_name: str, payload: Any = None, *, timeout: float = 3.0) -> Frame:
         """Send a request and return its terminal frame; raises :class:`RequestFailed` on ``f``."""
         self._ids += 1
-        i = f"t{self._ids}"
+        i = f"{self.id_prefix}{self._ids}"
         await self.send(type_name, payload, i=i)
         async with asyncio.timeout(timeout):
             while True:

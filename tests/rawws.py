@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import secrets
 import socket
 import struct
 from pathlib import Path
@@ -29,6 +30,7 @@ class RawClient:
         self.reader = reader
         self.writer = writer
         self.ids = 0
+        self.prefix = secrets.token_hex(3)
 
     @classmethod
     async def connect(cls, address: str, cookies: dict[str, str], rcvbuf: int | None = None) -> RawClient:
@@ -75,7 +77,7 @@ class RawClient:
     def request(self, type_name: str, payload: Any = None) -> str:
         """Send a request; returns its trace id."""
         self.ids += 1
-        i = f"r{self.ids}"
+        i = f"r{self.prefix}-{self.ids}"  # unique per socket: one user's repeated i gets its kept reply
         self.send(type_name, payload, i)
         return i
 

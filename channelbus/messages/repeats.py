@@ -8,7 +8,11 @@ and at the end the terminal ``s`` or ``f`` frame); a repeat finds the entry inst
 terminal frame, or the states that follow (``docs/messages.md``, "Repeated requests").
 
 The entries live in Django's default cache, so every server process and every task worker sees the
-same ones (Redis in the distributed setup). Each lives ``IDEMPOTENCY_WINDOW`` seconds from its last
+same ones (Redis in the distributed setup). When that cache is ``LocMemCache`` (one process, the
+embedded default) they live in a ``LocMemCache`` of their own instead (:func:`store`, up to
+:data:`LOCAL_MAX_ENTRIES` entries): the default one holds 300 entries and culls a third when full, and
+the requests of a few busy users would push out the project's sessions, job places and ordering keys.
+Each lives ``IDEMPOTENCY_WINDOW`` seconds from its last
 write. The functions here are sync, for the workers; a connection uses :class:`Requests`, whose
 coroutines, with ``LocMemCache``, call them inline (a dict under a lock: microseconds) and, with any
 other backend, run them in a thread of their own with :func:`asyncio.to_thread`, not with Django's
@@ -115,11 +119,26 @@ def is_recorded(error: BusError) -> bool:
     return not isinstance(error, RateLimited | Unavailable)
 
 
+#: Entries of the store of its own that a process keeps when the default cache is ``LocMemCache``.
+LOCAL_MAX_ENTRIES = 100_000
+
+
+def store() -> BaseCache:
+    """Where the entries live: Django's default cache, or a ``LocMemCache`` of their own (``channelbus-
+    repeats``, shared by every thread of the process) when the default one is ``LocMemCache``."""
+    default = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(default, LocMemCache):
+        return default
+    return LocMemCache(
+        "channelbus-repeats", {"OPTIONS": {"MAX_ENTRIES": LOCAL_MAX_ENTRIES, "CULL_FREQUENCY": 10}}
+    )
+
+
 def begin(key: str, seconds: float, cache: BaseCache | None = None) -> Begun | Entry:
     """Mark the request ``key`` running, atomically (``cache.add``): :data:`Begun.FIRST` the first
     time, the :class:`Entry` on a repeat, :data:`Begun.UNRECORDED` when the cache fails.
     ``cache`` defaults to Django's default cache (as for the functions below)."""
-    cache = caches[DEFAULT_CACHE_ALIAS] if cache is None else cache
+    cache = store() if cache is None else cache
     try:
         for _ in range(2):  # the entry may expire (or be forgotten) between the add and the get
             if cache.add(key, (None, False), seconds):
@@ -138,7 +157,7 @@ def begin(key: str, seconds: float, cache: BaseCache | None = None) -> Begun | E
 def look(key: str, cache: BaseCache | None = None) -> Entry | Gone:
     """The entry of ``key`` now (a repeat following its first run)."""
     try:
-        value = (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).get(key)
+        value = (store() if cache is None else cache).get(key)
     except Exception:
         logger.warning("channelbus: the cache failed: cannot follow a repeated request", exc_info=True)
         return Gone.UNKNOWN
@@ -154,7 +173,7 @@ def record(
     if not seconds:
         return
     try:
-        (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).set(key, (frame, done), seconds)
+        (store() if cache is None else cache).set(key, (frame, done), seconds)
     except Exception:
         logger.warning(
             "channelbus: the cache failed: a request's reply is not kept for a repeat", exc_info=True
@@ -165,7 +184,7 @@ def forget(key: str, cache: BaseCache | None = None) -> None:
     """Drop request ``key``: its first run ended with nothing to keep, and a repeat runs it again.
     Never raises (an entry that cannot be dropped expires by itself)."""
     try:
-        (caches[DEFAULT_CACHE_ALIAS] if cache is None else cache).delete(key)
+        (store() if cache is None else cache).delete(key)
     except Exception:
         logger.warning("channelbus: the cache failed: a request's entry is left to expire", exc_info=True)
 
@@ -183,7 +202,7 @@ class Requests:
     def __init__(self, owner: str, seconds: float) -> None:
         self.owner = owner
         self.window = seconds
-        backend = caches[DEFAULT_CACHE_ALIAS]
+        backend = store()
         self._inline: BaseCache | None = backend if isinstance(backend, LocMemCache) else None
 
     def key(self, type_name: str, trace_id: str) -> str:

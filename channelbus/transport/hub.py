@@ -706,6 +706,7 @@ def _forget_layer_choice(*, setting: str, **kwargs: Any) -> None:
             hub.layer = None
             hub.channel = LOCAL
             hub._layer_picked = False
+            hub._history = None  # numbered where the new layer says (its Redis, or this process)
 
 
 setting_changed.connect(_forget_layer_choice)

@@ -457,7 +457,7 @@ async def test_a_refusal_runs_once_whatever_retries_says_and_is_sent_as_is(bus_c
         await client.request("test.refuse_with_retries", timeout=5)
     assert exc.value.frame == {
         "t": "error.not_found",
-        "i": "t1",
+        "i": f"{client.id_prefix}1",
         "p": {"msg": "Not today.", "runs": 1},
         "s": "f",
     }

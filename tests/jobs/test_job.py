@@ -28,6 +28,7 @@ QUEUED_BY_THIS_RELEASE = {
     "job_id": None,
     "slots": [],
     "process": None,
+    "repeat_key": None,
 }
 
 

@@ -233,3 +233,13 @@ async def test_redis_the_distributed_cache(settings):
     finally:
         await requests.forget(key)
     assert await requests.look(key) is Gone.MISSING
+
+
+def test_with_the_local_memory_cache_entries_never_push_out_the_default_caches_entries():
+    store_module = repeats
+    assert store_module.store() is not cache  # a LocMemCache of its own
+    cache.set("project:session", "kept")
+    for k in range(400):  # more than the default LocMemCache's 300 entries
+        store_module.begin(store_module.request_key("u1", "x.y", f"tab-{k}"), 60)
+    assert cache.get("project:session") == "kept"
+    assert store_module.store().get(store_module.request_key("u1", "x.y", "tab-0")) is not None

@@ -380,7 +380,8 @@ async def test_client_disconnect_cancels_running_handlers(user, monkeypatch):
     monkeypatch.setattr(Slow, "handle", observed_handle)
     client = BusTestClient(user=user)
     await client.connect()
-    await client.send("test.slow", {"seconds": 5}, i="1")
+    # Without i: a request with i runs to its end, for a repeat (tests/system/test_repeats.py).
+    await client.send("test.slow", {"seconds": 5})
     await wait_for(started.is_set, what="the handler started")
     await client.close()  # returns once the application finished (fails after 3 s if it has not)
     assert cancelled.is_set(), "the application finished but the running handler was not cancelled"
