@@ -21,7 +21,7 @@ LOG = "test.log:recover"
 class Cursor(Message):
     """A volatile frame: not numbered, never in a history."""
 
-    name = "test.cursor"
+    name = "test.recovery_cursor"
     volatile = True
 
 
@@ -182,7 +182,7 @@ async def test_volatile_frames_are_not_numbered_and_not_replayed(bus_client, use
     epoch = (await subscribe(client))["epoch"]
     await apublish(Cursor(), to=LOG)
     await apublish(Greet(text="kept"), to=LOG)
-    cursor = await client.receive("test.cursor")
+    cursor = await client.receive("test.recovery_cursor")
     assert "n" not in cursor
     assert (await client.receive("test.greeting"))["n"] == 1
     await client.close()
