@@ -61,7 +61,7 @@ from ..topics import topic_kinds, topics_from_token
 from ..topics.control import TopicLeft
 from ..transport import Hub, Recovery, get_hub
 from ..transport.raw_frames import RawSocket, raw_socket
-from . import limits
+from . import auth, limits
 from .errorlog import ErrorLogLimiter, printable
 from .outbox import OVERFLOW, QUEUED, Outbox
 from .ratelimit import TokenBucket
@@ -176,7 +176,8 @@ class BusConsumer:
         self._anonymous_ok = bool(settings.ALLOW_ANONYMOUS)
         if self.anonymous and not (self._anonymous_ok or registry.allows_anonymous()):
             await self.accept()
-            await self.close(CloseCode.NOT_SIGNED_IN, "Sign in to use this connection.")
+            # Says which credential failed (none, an expired or an invalid token), and logs it.
+            await self.close(CloseCode.NOT_SIGNED_IN, auth.signed_out_refusal(scope))
             return
         hub = self.hub = get_hub()
         try:

@@ -5,13 +5,17 @@ session did not."""
 
 import time
 
+import orjson
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.test import override_settings
 
+from channelbus.messages import Registry
 from channelbus.routing import bus_application
+from channelbus.server import BusConsumer, auth
 from channelbus.server.auth import SUBPROTOCOL_PREFIX, TokenAuthMiddleware, connection_token, user_for_token
 from channelbus.testing import BusTestClient
 
@@ -229,3 +233,98 @@ async def test_over_the_whole_stack_the_server_never_chooses_the_token_subprotoc
     async with client:
         assert client.subprotocol is None
         assert (await client.request("topic.list"))["topics"] == ["broadcast", f"user:{user.pk}"]
+
+
+# ------------------------------------------------------------------ why a signed-out connection is refused
+
+
+class StrictConsumer(BusConsumer):
+    """Only types that want a signed-in user: a signed-out connection is refused with 4401."""
+
+    registry = Registry("auth-strict")
+
+
+async def refusal(headers=(), client=("198.51.100.7", 50000)):
+    """Connect to the whole stack as a script would; returns the s.closing payload and the close event."""
+    scope = {
+        "type": "websocket",
+        "path": "/ws/",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"origin", b"http://testserver"), *headers],
+        "subprotocols": ["channelbus.v1"],
+        "client": client,
+    }
+    communicator = ApplicationCommunicator(bus_application(consumer=StrictConsumer), scope)
+    await communicator.send_input({"type": "websocket.connect"})
+    assert (await communicator.receive_output(3))["type"] == "websocket.accept"
+    closing = orjson.loads((await communicator.receive_output(3))["text"])
+    close = await communicator.receive_output(3)
+    await communicator.wait(3)
+    assert closing["t"] == "s.closing"
+    return closing["p"], close
+
+
+def bearer(token):
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+async def expired_token(user, monkeypatch):
+    """A genuine token made two hours ago (TOKEN_MAX_AGE is one)."""
+    two_hours_ago = time.time() - 7200
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: two_hours_ago)
+        return await database_sync_to_async(connection_token)(user)
+
+
+async def test_the_close_says_there_were_no_credentials():
+    closing, close = await refusal()
+    assert closing == {"code": 4401, "reason": "Sign in to use this connection: no credentials."}
+    assert (close["code"], close["reason"]) == (4401, closing["reason"])
+
+
+async def test_the_close_says_the_token_expired(user, monkeypatch):
+    closing, _ = await refusal(bearer(await expired_token(user, monkeypatch)))
+    assert closing["reason"] == "Sign in to use this connection: token expired."
+
+
+async def test_the_close_says_the_token_is_invalid_and_nothing_finer(user):
+    """Forged, revoked by a password change, of an inactive user: one answer, which tells a token's holder
+    nothing about the account."""
+    token = await database_sync_to_async(connection_token)(user)
+    user.set_password("a new one")
+    await user.asave()
+    reasons = {(await refusal(bearer(t)))[0]["reason"] for t in ("forged~1~x", token, "old:style")}
+    user.is_active = False
+    await user.asave()
+    fresh = await database_sync_to_async(connection_token)(user)
+    reasons.add((await refusal(bearer(fresh)))[0]["reason"])
+    assert reasons == {"Sign in to use this connection: token invalid."}
+
+
+async def test_an_expired_token_is_invalid_when_its_signature_is_not_genuine(user, monkeypatch):
+    token = await expired_token(user, monkeypatch)
+    closing, _ = await refusal(bearer(token[:-2] + ("AA" if not token.endswith("AA") else "BB")))
+    assert closing["reason"] == "Sign in to use this connection: token invalid."
+
+
+async def test_refusals_are_logged_at_warning_with_the_address_and_then_counted(user, caplog):
+    with override_settings(CHANNELBUS={"CLIENT_ERROR_LOG_LINES": 2, "CLIENT_ERROR_LOG_INTERVAL": 3600}):
+        auth._refusals = auth._RefusalLog()  # this test's limits, from its first line
+        with caplog.at_level("WARNING", logger="channelbus"):
+            await refusal(client=("203.0.113.5", 1))
+            await refusal(bearer("forged~1~x"), client=("203.0.113.6", 1))
+            for _ in range(3):
+                await refusal(client=("203.0.113.7", 1))
+            warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert warnings == [
+                "channelbus: refused a connection from 203.0.113.5 with 4401: no credentials",
+                "channelbus: refused a connection from 203.0.113.6 with 4401: token invalid",
+            ]
+            auth._refusals.summary()  # what the timer does at the interval's end
+    last = caplog.records[-1]
+    assert last.levelname == "WARNING"
+    assert last.getMessage().startswith(
+        "channelbus: 3 more client errors on connections refused with 4401 in"
+    )
+    assert last.getMessage().endswith("last: refused a connection from 203.0.113.7 with 4401: no credentials")
+    auth._refusals = auth._RefusalLog()

@@ -62,7 +62,7 @@ async def test_a_password_change_closes_every_socket_and_revokes_the_token(serve
 
     # The old token now names nobody: the connection is signed out, and refused.
     again = await BusClient(f"ws://{server}/ws/", token=token).connect()
-    await assert_closed(again, "Sign in to use this connection.")
+    await assert_closed(again, "Sign in to use this connection: token invalid.")
 
 
 async def test_a_topic_token_of_another_user_joins_nothing(server):
