@@ -12,6 +12,7 @@
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 * ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
 * ``channelbus.W006`` ``ALLOWED_ORIGINS`` allows any origin (``"*"``): no cross-site protection
+* ``channelbus.W007`` deferred message types run on the immediate task backend (no ``TASKS``): in the server
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .topics import topic_kinds
 __all__ = [
     "check_allowed_origins",
     "check_channel_layer",
+    "check_deferred_backend",
     "check_history_settings",
     "check_job_settings",
     "check_message_timeouts",
@@ -427,5 +429,35 @@ def check_layer_check_interval(app_configs: Any = None, **kwargs: Any) -> list[E
             f"CHANNELBUS['LAYER_CHECK_INTERVAL'] must be a number of seconds (0 or more) or None, "
             f"not {value!r}.",
             id="channelbus.E003",
+        )
+    ]
+
+
+#: What W007's hint asks for: the embedded default (docs/install.md has the whole settings block).
+_TASKS_SNIPPET = (
+    'INSTALLED_APPS += ["django_tasks_db"] (and "django_tasks" on Django 5.2); '
+    'TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}; then manage.py migrate'
+)
+
+
+@register(Tags.compatibility)
+def check_deferred_backend(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """W007: deferred message types exist, and the default task backend is the immediate one."""
+    from .jobs.serving import default_backend, deferred_types, is_immediate
+
+    names = deferred_types()
+    if not names or not is_immediate(default_backend()):
+        return []
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    source = "TASKS" if getattr(django_settings, "TASKS", None) else "Django's default: no TASKS setting"
+    return [
+        Warning(
+            f"Deferred message types ({shown}) run on the immediate task backend ({source}): each job runs "
+            "inside the server's shared sync thread, one at a time, and every connection of the process "
+            "waits for it.",
+            hint="Queue them in the database and let runbus run a worker beside the server: "
+            f"{_TASKS_SNIPPET} (channelbus's docs/install.md). In test settings the immediate backend is "
+            'right: add "channelbus.W007" to SILENCED_SYSTEM_CHECKS there.',
+            id="channelbus.W007",
         )
     ]

@@ -357,3 +357,45 @@ def test_layer_check_interval_of_the_wrong_kind_is_an_error(settings, value, ok)
     settings.CHANNELBUS = {"LAYER_CHECK_INTERVAL": value}
     errors = check_layer_check_interval()
     assert ids(errors) == ([] if ok else ["channelbus.E003"])
+
+
+# -------------------------------------------------------------- W007: deferred work on the immediate backend
+
+
+def test_deferred_types_on_the_immediate_backend_warn_with_the_fix():
+    """The tests' own settings are the mistake: deferred types (tests.testapp) and the immediate backend."""
+    from channelbus.checks import check_deferred_backend
+
+    [warning] = check_deferred_backend()
+    assert warning.id == "channelbus.W007"
+    assert warning.msg.startswith("Deferred message types (")
+    assert "test.queued_options" in warning.msg or ", ...)" in warning.msg
+    assert "run on the immediate task backend (TASKS): each job runs inside the server's" in warning.msg
+    assert 'TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}' in warning.hint
+    assert "SILENCED_SYSTEM_CHECKS" in warning.hint
+
+
+def test_without_a_tasks_setting_the_warning_says_it_is_djangos_default(settings):
+    from channelbus.checks import check_deferred_backend
+
+    del settings.TASKS
+    [warning] = check_deferred_backend()
+    assert "(Django's default: no TASKS setting)" in warning.msg
+
+
+def test_deferred_types_on_a_real_queue_pass(settings):
+    from channelbus.checks import check_deferred_backend
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    assert check_deferred_backend() == []
+
+
+def test_the_immediate_backend_without_deferred_types_passes(monkeypatch):
+    from channelbus import checks
+    from channelbus.jobs import serving
+
+    deferred = [cls for registry in serving.all_registries() for cls in registry.classes() if cls.deferred]
+    for cls in deferred:
+        monkeypatch.setattr(cls, "deferred", False)
+    assert serving.deferred_types() == []
+    assert checks.check_deferred_backend() == []

@@ -40,7 +40,7 @@ from django.utils import timezone
 from ..messages import Message, Metadata, Registry, all_registries, incoming, repeats
 from ..protocol import BusError, JobFailed, ServerError, states
 from ..publishing.api import hold_publishes, publish
-from . import caps, liveness, ordering
+from . import caps, liveness, ordering, strays
 from .backend import task
 from .job import DeferredJob
 from .replies import Replier
@@ -125,7 +125,7 @@ def put(job: DeferredJob, queue_name: str, priority: int, delay: float | None) -
             options["run_after"] = timezone.now() + timedelta(seconds=delay)
         else:  # e.g. the immediate backend: wait here, then run
             time.sleep(delay)
-    run_deferred.using(**options).enqueue(job.to_json())
+    strays.track(job, run_deferred.using(**options).enqueue(job.to_json()))
 
 
 @task()
@@ -135,6 +135,7 @@ def run_deferred(*args: Any) -> None:
     Takes one :meth:`DeferredJob.to_json` dict (or channelbus 0.1's positional arguments).
     """
     job = DeferredJob.from_task_args(args)
+    strays.started_here(job)
     cls = registry_named(job.registry).get(job.type_name)
     reply = Replier(job.address, job.trace_id, job.type_name, job.repeat_key)
     if cls is None:
@@ -152,16 +153,26 @@ def run_deferred(*args: Any) -> None:
             return  # another copy of this waiting job runs it
     if job.address is not None and liveness.connection_gone(job.address, job.process):
         if cls.cancel_on_disconnect:
-            logger.info(
-                "channelbus: deferred %s (i=%s) not started: its connection %s has closed",
-                cls.name,
-                job.trace_id,
-                job.address,
-            )
+            _log_gone(cls, job, started=False)
             if job.repeat_key is not None:  # never answered: a repeat from its next connection runs it
                 repeats.forget(job.repeat_key)
             end(job)
             return
+        _log_gone(cls, job, started=True)
+    done: bool | None = True
+    try:
+        done = _run(cls, job, reply)
+    finally:
+        if done:  # else retried (its places stay taken), or ended by the reaper
+            end(job)
+
+
+def _log_gone(cls: type[Message], job: DeferredJob, started: bool) -> None:
+    """Say that ``job``'s connection cannot get its frames: at INFO when it has closed, at WARNING when
+    it lives in a process that frames from this one cannot reach (a set-up mistake, :mod:`.strays`)."""
+    if strays.unreachable(job):
+        strays.warn_unreachable(cls.name, job, started)
+    elif started:
         logger.info(
             "channelbus: deferred %s (i=%s) runs for a connection that has closed (%s): its reply has no "
             "receiver",
@@ -169,12 +180,13 @@ def run_deferred(*args: Any) -> None:
             job.trace_id,
             job.address,
         )
-    done: bool | None = True
-    try:
-        done = _run(cls, job, reply)
-    finally:
-        if done:  # else retried (its places stay taken), or ended by the reaper
-            end(job)
+    else:
+        logger.info(
+            "channelbus: deferred %s (i=%s) not started: its connection %s has closed",
+            cls.name,
+            job.trace_id,
+            job.address,
+        )
 
 
 def end(job: DeferredJob) -> None:

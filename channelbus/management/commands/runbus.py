@@ -2,17 +2,24 @@
 
 uvicorn logs each request and WebSocket handshake with its URL; runbus removes the value of a
 ``token=`` query parameter (a connection token) from those lines (:class:`RedactTokens`).
+
+At start-up it says where deferred messages run (:func:`channelbus.jobs.serving.describe`), and warns
+when another runbus on this machine serves the same job queue database without a shared channel layer
+(:func:`other_runbus`): each one's worker would take the other's jobs and lose their replies.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import logging
 import os
 import re
+import tempfile
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -82,6 +89,10 @@ class Command(BaseCommand):
                 "channelbus: running a django_tasks_db worker beside the server "
                 f"(looking for jobs every {worker.interval:g} s)"
             )
+        self._say_who_serves_deferred_work(worker is not None)
+        from channelbus.jobs.strays import start_watch
+
+        start_watch()  # error.job for this process's jobs that another process's worker takes
         from channelbus.jobs.reaping import start_reaper
 
         reaper = start_reaper()  # lost jobs of django_tasks_db (JOB_REAP_INTERVAL), with or without a worker
@@ -94,6 +105,24 @@ class Command(BaseCommand):
                 worker.running = False
             if reaper is not None:
                 reaper.stop()
+
+    def _say_who_serves_deferred_work(self, worker_here: bool) -> None:
+        """Start-up lines: which backend and worker run deferred messages, and another runbus on the
+        same job queue database when no shared channel layer connects the two (issue 15)."""
+        from channelbus.jobs.serving import describe
+
+        described = describe(worker_here)
+        if described is not None:
+            line, warns = described
+            (self.stderr if warns else self.stdout).write(line)
+        other = other_runbus()
+        if other is not None:
+            self.stderr.write(
+                f"channelbus: another runbus ({other}) serves the same job queue database, and the channel "
+                "layer is in-memory: each one's worker takes the other's deferred jobs, whose replies then "
+                "cannot reach their sockets (the client gets error.job, and both log a WARNING). Stop the "
+                "other, or use channels_redis in CHANNEL_LAYERS for both (docs/deployment.md)"
+            )
 
     def _serve(self, module: str, attr: str, options: dict[str, Any]) -> None:
         import uvicorn
@@ -207,6 +236,9 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Worker |
 
     from django.apps import apps
 
+    from channelbus.jobs.serving import default_backend
+    from channelbus.jobs.strays import own_worker
+
     if not apps.is_installed("django_tasks_db"):  # RQ, Celery...: importing its models would fail
         return None
     try:
@@ -214,12 +246,7 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Worker |
         from django_tasks_db.management.commands.db_worker import Worker
     except ImportError:
         return None
-    try:
-        from django.tasks import task_backends
-    except ImportError:  # Django 5.2: the backport's handler, the same API under another class
-        # django-stubs types django.tasks on 5.2 too, so mypy sees two classes for one name.
-        from django_tasks import task_backends  # type: ignore[assignment]
-    if not isinstance(task_backends["default"], DatabaseBackend):
+    if not isinstance(default_backend(), DatabaseBackend):
         return None
     worker = Worker(
         queue_names=["*"],
@@ -231,5 +258,71 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Worker |
         worker_id=f"runbus-{os.getpid()}",
         excluded_queue_names=[],
     )
+    own_worker(worker.worker_id)  # its jobs are this process's: no stray-job error.job for them
     threading.Thread(target=worker.run, name="channelbus-task-worker", daemon=True).start()
     return worker
+
+
+#: This process's lock on its job queue database (see :func:`other_runbus`), held while it runs.
+_queue_lock: IO[str] | None = None
+
+
+def queue_lock_path() -> Path | None:
+    """The lock file that runbus processes on one machine and one django_tasks_db database share (in
+    the temporary directory, named by a digest of the database), or None when jobs are not queued in a
+    database."""
+    from django.apps import apps
+
+    if not apps.is_installed("django_tasks_db"):
+        return None
+    from django.db import router
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    from channelbus.jobs.serving import default_backend
+
+    if not isinstance(default_backend(), DatabaseBackend):
+        return None
+    database = settings.DATABASES.get(router.db_for_write(DBTaskResult)) or {}
+    name = str(database.get("NAME", ""))
+    if str(database.get("ENGINE", "")).endswith("sqlite3") and name and ":memory:" not in name:
+        name = os.path.realpath(name)
+    where = "|".join(str(database.get(key, "")) for key in ("ENGINE", "HOST", "PORT")) + "|" + name
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"channelbus-runbus-{digest}.lock"
+
+
+def other_runbus() -> str | None:
+    """Take this process's lock on its job queue database; when another runbus on this machine holds it
+    and the channel layer is in-memory, a few words naming that one ("pid 1234"), else None.
+
+    Cheap (one file lock), and released by the system when a process ends, even killed. With a shared
+    channel layer several runbus on one database are a normal deployment: nothing to say then.
+    """
+    global _queue_lock
+    from channelbus.jobs.serving import shared_layer
+
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: the workers' WARNING lines still say it
+        return None
+    path = queue_lock_path()
+    if path is None or _queue_lock is not None:
+        return None
+    try:
+        handle = path.open("a+")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: another runbus serves this database
+        handle.seek(0)
+        pid = handle.read().strip()
+        handle.close()
+        return None if shared_layer() else f"pid {pid}" if pid.isdigit() else "on this machine"
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _queue_lock = handle  # kept open: the lock lasts as long as this process
+    return None
