@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("publishing", ("channelbus.publishing",)),
     ("jobs", ("channelbus.jobs",)),
     ("server", ("channelbus.server",)),
+    ("contract", ("channelbus.contract",)),
     (
         "integration",
         (

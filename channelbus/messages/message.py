@@ -26,6 +26,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..protocol import ValidationFailed, encode, states, valid_type_name
 from ..session import ConnectionSession
+from .adapters import InvalidPayload, SchemaAdapter
+from .schemas import adapter_for
 
 __all__ = [
     "REPLIED",
@@ -97,8 +99,9 @@ class Message:
     ``name``
         The wire type ``t``: lower-case dotted, e.g. ``"chat.send"``. Required.
     ``schema``
-        A pydantic model for the payload ``p``; None accepts no payload for
-        incoming messages (``p`` must be absent or null) and any JSON for outgoing ones.
+        A pydantic model for the payload ``p``, or a Django form or DRF serializer class
+        (``docs/schema.md``); None accepts no payload for incoming messages (``p`` must be
+        absent or null) and any JSON for outgoing ones.
     ``allow_anonymous``
         True lets signed-out users send this type (see ``docs/messages.md``).
     ``concurrent``
@@ -143,7 +146,7 @@ class Message:
     """
 
     name: ClassVar[str] = ""
-    schema: ClassVar[type[BaseModel] | None] = None
+    schema: ClassVar[type[Any] | None] = None
     allow_anonymous: ClassVar[bool] = False
     concurrent: ClassVar[bool] = False
     #: Leave fields that are None out of the payload this message sends.
@@ -177,6 +180,7 @@ class Message:
     # Derived once per class in __init_subclass__ (the consumer reads them per frame).
     _sync_handle: ClassVar[bool] = False
     _allowed_kind: ClassVar[str | None] = None  # None: not overridden; "sync" or "async"
+    _schema_adapter: ClassVar[SchemaAdapter | None] = None  # a form's or serializer's; None for pydantic
 
     __slots__ = ("data", "meta")
 
@@ -187,11 +191,8 @@ class Message:
                 f"{cls.__qualname__}.name = {cls.name!r} is not a valid message type: "
                 "use a lower-case dotted name such as 'chat.send' (at most 100 characters)."
             )
-        schema = cls.__dict__.get("schema")
-        if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-            raise TypeError(
-                f"{cls.__qualname__}.schema must be a pydantic BaseModel subclass, not {schema!r}."
-            )
+        if "schema" in cls.__dict__:  # anything but pydantic, a form or a serializer fails check E007
+            cls._schema_adapter = adapter_for(cls.__dict__["schema"])
         if cls.__dict__.get("ordering") not in (None, "strict"):
             raise TypeError(f"{cls.__qualname__}.ordering must be None or 'strict', not {cls.ordering!r}.")
         cls._sync_handle = not inspect.iscoroutinefunction(cls.handle)
@@ -219,7 +220,9 @@ class Message:
         elif fields:
             raise TypeError("Pass the payload either as one positional value or as keyword arguments.")
         schema = self.schema
-        if schema is not None and not isinstance(data, schema):
+        if self._schema_adapter is not None:
+            data = self._schema_adapter.validate(data)  # InvalidPayload is a ValueError, as pydantic's
+        elif schema is not None and not isinstance(data, schema):
             data = schema.model_validate(data)
         self.data: Any = data
         self.meta: Metadata = meta if meta is not None else Metadata()
@@ -240,13 +243,16 @@ class Message:
             self.data = None
         else:
             try:
-                self.data = schema.__pydantic_validator__.validate_python(payload)
-            except PydanticValidationError as exc:
+                if cls._schema_adapter is None:
+                    self.data = schema.__pydantic_validator__.validate_python(payload)
+                else:
+                    self.data = cls._schema_adapter.validate(payload)
+            except (PydanticValidationError, InvalidPayload) as exc:
                 raise ValidationFailed(
                     f"Invalid payload for {cls.name}.",
                     trace_id=meta.trace_id,
                     type_name=cls.name,
-                    errors=validation_errors(exc),
+                    errors=exc.errors if isinstance(exc, InvalidPayload) else validation_errors(exc),
                 ) from None
         self.meta = meta
         return self
@@ -301,6 +307,8 @@ class Message:
         data = self.data
         if isinstance(data, BaseModel):
             return data.model_dump(mode="json", exclude_none=self.exclude_none)
+        if self._schema_adapter is not None:
+            return self._schema_adapter.dump(data)
         return data
 
     def encode(self, *, i: str | None = None, s: str | None = None, c: str | None = None) -> str:

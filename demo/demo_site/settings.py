@@ -140,6 +140,10 @@ if choice("DEMO_CACHE", ("locmem", "redis")) == "redis":
     }
 
 CHANNELBUS: dict = {}
+# The message contract at /channelbus/asyncapi/ (AsyncAPI 3.0, and a page), for staff users: sign in at
+# /login/ as a user made with `manage.py createsuperuser` (demo guests are not staff).
+CHANNELBUS["SCHEMA_VIEW"] = True
+LOGIN_URL = "login"
 if os.environ.get("DEMO_HISTORY_TTL"):  # seconds a chat room keeps its frames for reconnecting tabs
     CHANNELBUS["TOPIC_HISTORY_TTL"] = float(os.environ["DEMO_HISTORY_TTL"])
 if os.environ.get("DEMO_STRICT_ORDER_TIMEOUT"):

@@ -1,15 +1,15 @@
 """The demo's message types: echo and add, chat, the board, jobs, a form and server-driven DOM actions."""
 
-import re
 import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from channelbus import Message, NotFound, apublish, dom, incoming, outgoing, publish
 
+from .forms import ProfileForm
 from .models import Card, ChatMessage
 from .topics import ROOM_KEY
 
@@ -27,9 +27,9 @@ class Echo(Message):
     name = "demo.echo"
     schema = EchoSchema
 
-    async def handle(self):
+    async def handle(self) -> EchoSchema:  # the reply's type, for the schema (docs/schema.md)
         """Send the text back."""
-        return {"text": self.data.text}
+        return EchoSchema(text=self.data.text)
 
 
 #: Integers a browser reads exactly (JavaScript's safe integers); their sum still fits in 64 bits.
@@ -43,6 +43,12 @@ class AddSchema(BaseModel):
     b: int = Field(ge=-SAFE_INT, le=SAFE_INT)
 
 
+class AddResult(BaseModel):
+    """Reply of ``demo.add``."""
+
+    sum: int
+
+
 @incoming.register
 class Add(Message):
     """``demo.add {"a", "b"}`` replies ``{"sum"}``."""
@@ -50,9 +56,9 @@ class Add(Message):
     name = "demo.add"
     schema = AddSchema
 
-    async def handle(self):
+    async def handle(self) -> AddResult:
         """Add the two numbers."""
-        return {"sum": self.data.a + self.data.b}
+        return AddResult(sum=self.data.a + self.data.b)
 
 
 ROOM_PATTERN = rf"^{ROOM_KEY}$"  # the chat.room topic's key
@@ -224,6 +230,12 @@ class CountSchema(BaseModel):
     to: int = Field(ge=1, le=100)
 
 
+class CountResult(BaseModel):
+    """Reply of ``demo.count``."""
+
+    total: int
+
+
 @incoming.register
 class Count(Message):
     """``demo.count {"to"}``: a deferred job that reports progress at each step, then ``{"total"}``."""
@@ -232,12 +244,12 @@ class Count(Message):
     schema = CountSchema
     deferred = True
 
-    def handle(self):
+    def handle(self) -> CountResult:
         """Count to ``to``, a progress frame per step."""
         for n in range(1, self.data.to + 1):
             time.sleep(0.05)
             self.progress(n, self.data.to, f"step {n}")
-        return {"total": self.data.to}
+        return CountResult(total=self.data.to)
 
 
 class NoFields(BaseModel):
@@ -259,39 +271,26 @@ class Fail(Message):
         raise RuntimeError("demo.fail always fails")
 
 
-class ProfileSchema(BaseModel):
-    """Payload of ``demo.profile``: the fields of :class:`demoapp.forms.ProfileForm`."""
+class ProfileReply(BaseModel):
+    """Reply of ``demo.profile``."""
 
-    name: str = Field(min_length=2, max_length=50)
-    email: str = Field(max_length=254)
-    age: int = Field(ge=13, le=130)
-    newsletter: bool = False
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not EMAIL.match(value):
-            raise ValueError("Enter a valid email address.")
-        return value
-
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    msg: str
 
 
 @incoming.register
 class Profile(Message):
     """``demo.profile {"name", "email", "age", "newsletter"}``: a form posted over the socket.
 
-    The page's form is a Django form; its validation errors come back as ``error.validation`` and the
-    client shows each one next to its field.
+    The schema is the page's own Django form: its validation errors come back as ``error.validation``
+    and the client shows each one next to its field; ``self.data`` is the form's ``cleaned_data``.
     """
 
     name = "demo.profile"
-    schema = ProfileSchema
+    schema = ProfileForm
 
-    async def handle(self):
+    async def handle(self) -> ProfileReply:
         """Nothing is stored: the reply says what was received."""
-        return {"msg": f"Thanks, {self.data.name}: we would write to {self.data.email}."}
+        return ProfileReply(msg=f"Thanks, {self.data['name']}: we would write to {self.data['email']}.")
 
 
 @incoming.register

@@ -97,6 +97,28 @@ export interface BusOptions {
   notices?: { timeout?: number };
 }
 
+/**
+ * The message types that `manage.py channelbus_schema --format typescript` declares (docs/schema.md) fill the
+ * global maps ChannelbusIncoming ({payload, reply} by type) and ChannelbusOutgoing (p by type). With them,
+ * request(), send() and on() check the payload and type the reply and frames of those types; a type they do
+ * not name stays untyped (Untyped: any other string).
+ */
+export type Untyped<T extends string, Known> = T extends Known ? never : T;
+/** The payload of a declared incoming type. */
+export type PayloadOf<T> = T extends keyof ChannelbusIncoming
+  ? ChannelbusIncoming[T] extends { payload: infer P } ? P : unknown
+  : unknown;
+/** The p of the reply to a declared incoming type. */
+export type ReplyOf<T> = T extends keyof ChannelbusIncoming
+  ? ChannelbusIncoming[T] extends { reply: infer R } ? R : unknown
+  : unknown;
+/** send()'s payload argument: optional for a type that takes none. */
+export type PayloadArg<T> = undefined extends PayloadOf<T> ? [payload?: PayloadOf<T>] : [payload: PayloadOf<T>];
+/** request()'s arguments after the type: the payload (optional for a type that takes none), the options. */
+export type RequestArgs<T> = undefined extends PayloadOf<T>
+  ? [payload?: PayloadOf<T>, options?: RequestOptions]
+  : [payload: PayloadOf<T>, options?: RequestOptions];
+
 export interface RequestOptions {
   /** ms, default 10000; 0, null or Infinity: no timeout (the request waits as long as the connection). */
   timeout?: number | null;
@@ -165,12 +187,23 @@ export class Bus extends EventTarget {
   /** Close for good: no reconnect, pending requests reject with client.closed. */
   close(code?: number, reason?: string): void;
   /** Fire-and-forget; false when dropped (queue full or bus closed). */
-  send(type: string, payload?: unknown): boolean;
-  request<R = unknown>(type: string, payload?: unknown, options?: RequestOptions): Promise<R>;
+  send<T extends string>(type: Untyped<T, keyof ChannelbusIncoming>, payload?: unknown): boolean;
+  /** A type of the generated declarations (docs/schema.md): its payload is checked. */
+  send<T extends keyof ChannelbusIncoming & string>(type: T, ...payload: PayloadArg<T>): boolean;
+  request<R = unknown, T extends string = string>(
+    type: Untyped<T, keyof ChannelbusIncoming>,
+    payload?: unknown,
+    options?: RequestOptions,
+  ): Promise<R>;
+  /** A type of the generated declarations (docs/schema.md): payload checked, the reply typed. */
+  request<T extends keyof ChannelbusIncoming & string>(type: T, ...args: RequestArgs<T>): Promise<ReplyOf<T>>;
   /** Server-initiated frames of one type, or "*" for all. Returns the unsubscribe function. */
-  on<P = unknown>(type: string, handler: (frame: Frame<P>) => void): () => void;
+  on<P = unknown, T extends string = string>(type: Untyped<T, keyof ChannelbusOutgoing>, handler: (frame: Frame<P>) => void): () => void;
+  /** A type of the generated declarations: the frame's p is typed. */
+  on<T extends keyof ChannelbusOutgoing & string>(type: T, handler: (frame: Frame<ChannelbusOutgoing[T]>) => void): () => void;
   /** Remove a handler given to on() (the same function). */
-  off<P = unknown>(type: string, handler: (frame: Frame<P>) => void): void;
+  off<P = unknown, T extends string = string>(type: Untyped<T, keyof ChannelbusOutgoing>, handler: (frame: Frame<P>) => void): void;
+  off<T extends keyof ChannelbusOutgoing & string>(type: T, handler: (frame: Frame<ChannelbusOutgoing[T]>) => void): void;
   subscribe<S = unknown, P = unknown>(
     topic: string,
     handler: (frame: Frame<P>) => void,
@@ -242,6 +275,10 @@ declare const channelbus: {
 export default channelbus;
 
 declare global {
+  /** Incoming types by name, {payload, reply}: empty here, filled by the generated declarations. */
+  interface ChannelbusIncoming {}
+  /** Outgoing types (errors too) by name, their p: empty here, filled by the generated declarations. */
+  interface ChannelbusOutgoing {}
   // Set by the classic script channelbus.js.
   var channelbus: typeof import("./channelbus").default;
   // The bus:* events of bound elements bubble: typed listeners on any element and on the document.
