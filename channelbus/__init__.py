@@ -42,9 +42,11 @@ if TYPE_CHECKING:  # the public API, listed once (read at run time by _public_na
     from .protocol import UnknownMessageType as UnknownMessageType
     from .protocol import ValidationFailed as ValidationFailed
     from .publishing import aclose_user as aclose_user
+    from .publishing import apresence as apresence
     from .publishing import apublish as apublish
     from .publishing import arecheck as arecheck
     from .publishing import close_user as close_user
+    from .publishing import presence as presence
     from .publishing import publish as publish
     from .publishing import recheck as recheck
     from .publishing.binding import ModelBinding as ModelBinding

@@ -8,7 +8,7 @@
 * ``channelbus.W003`` channels_redis's ``RedisChannelLayer`` with redis-py 8's 5 s socket timeout
 * ``channelbus.E004`` two topic kinds registered under one name
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
-* ``channelbus.E006`` a topic kind's ``history_size`` or ``history_ttl`` is of the wrong kind
+* ``channelbus.E006`` a topic kind's ``history_size``, ``history_ttl`` or ``presence`` is of the wrong kind
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 * ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
 * ``channelbus.W006`` ``ALLOWED_ORIGINS`` allows any origin (``"*"``): no cross-site protection
@@ -36,6 +36,7 @@ __all__ = [
     "check_history_settings",
     "check_job_settings",
     "check_message_timeouts",
+    "check_presence_settings",
     "check_registries",
     "check_settings",
     "check_topic_kinds",
@@ -354,16 +355,20 @@ def _redis_py_major() -> int:
 
 @register(Tags.compatibility)
 def check_topic_kinds(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """E004: one topic kind registered by two classes; E006: a kind's history of the wrong kind."""
-    return _history_errors() + [
-        Error(
-            f"Topic kind {kind!r} is registered twice: {kept.__module__}.{kept.__qualname__} and "
-            f"{refused.__module__}.{refused.__qualname__}.",
-            hint="Rename one, or pass replace=True to register() to replace the first on purpose.",
-            id="channelbus.E004",
-        )
-        for kind, kept, refused in topic_kinds.conflicts
-    ]
+    """E004: one topic kind registered by two classes; E006: a kind's history or presence of a wrong kind."""
+    return (
+        _history_errors()
+        + _presence_errors()
+        + [
+            Error(
+                f"Topic kind {kind!r} is registered twice: {kept.__module__}.{kept.__qualname__} and "
+                f"{refused.__module__}.{refused.__qualname__}.",
+                hint="Rename one, or pass replace=True to register() to replace the first on purpose.",
+                id="channelbus.E004",
+            )
+            for kind, kept, refused in topic_kinds.conflicts
+        ]
+    )
 
 
 def _history_errors() -> list[Error]:
@@ -379,6 +384,24 @@ def _history_errors() -> list[Error]:
                     f"Topic kind {kind!r} has history_size={size!r}, history_ttl={ttl!r}.",
                     hint="history_size is None (the setting) or an integer 0 (no history) or more; "
                     "history_ttl is None or a positive number of seconds (see docs/topics.md).",
+                    obj=cls,
+                    id="channelbus.E006",
+                )
+            )
+    return errors
+
+
+def _presence_errors() -> list[Error]:
+    errors: list[Error] = []
+    for kind in topic_kinds:
+        cls = topic_kinds.get(kind)
+        value = getattr(cls, "presence", False)
+        if not (isinstance(value, bool) or callable(value)):
+            errors.append(
+                Error(
+                    f"Topic kind {kind!r} has presence={value!r}.",
+                    hint="presence is False, True, or a function of the user that returns the member's "
+                    "public info as a dict (see docs/presence.md).",
                     obj=cls,
                     id="channelbus.E006",
                 )
@@ -416,6 +439,43 @@ def check_job_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             continue
         errors.append(Error(f"CHANNELBUS[{key!r}] must be {what}, not {value!r}.", id="channelbus.E003"))
     return errors
+
+
+@register(Tags.compatibility)
+def check_presence_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E003: a presence setting of the wrong kind, or an expiry shorter than three intervals."""
+    user = settings.user_settings()
+    values = {key: user.get(key, DEFAULTS[key]) for key in _PRESENCE_SETTINGS}
+    errors = [
+        Error(f"CHANNELBUS[{key!r}] must be {what}, not {values[key]!r}.", id="channelbus.E003")
+        for key, (what, whole) in _PRESENCE_SETTINGS.items()
+        if not _positive_number(values[key], whole)
+    ]
+    interval, expiry = values["PRESENCE_INTERVAL"], values["PRESENCE_EXPIRY"]
+    if not errors and expiry < 3 * interval:
+        # A process renews its entry every expiry / 3 (or every interval, if longer): with less room a
+        # live process could be taken for dead between two renewals.
+        errors.append(
+            Error(
+                f"CHANNELBUS['PRESENCE_EXPIRY'] ({expiry!r}) must be at least 3 x PRESENCE_INTERVAL "
+                f"({interval!r}).",
+                id="channelbus.E003",
+            )
+        )
+    return errors
+
+
+#: Presence settings (channelbus.transport.presence): name -> (what it must be, whole numbers only).
+_PRESENCE_SETTINGS = {
+    "PRESENCE_INTERVAL": ("a positive number of seconds", False),
+    "PRESENCE_EXPIRY": ("a positive number of seconds", False),
+    "PRESENCE_MAX_MEMBERS": ("a positive integer", True),
+    "PRESENCE_MAX_INFO_BYTES": ("a positive integer", True),
+}
+
+
+def _positive_number(value: Any, whole: bool) -> bool:
+    return isinstance(value, int if whole else int | float) and not isinstance(value, bool) and value > 0
 
 
 @register(Tags.compatibility)

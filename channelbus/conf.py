@@ -97,6 +97,15 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a request's trace id is remembered per user (or session) and type: a repeat within it
     # runs nothing again and gets the stored terminal reply. 0 or None: off.
     "IDEMPOTENCY_WINDOW": 120,
+    # Presence (topic kinds with ``presence``; channelbus.transport.presence): each server process sends
+    # at most one presence.diff per topic every PRESENCE_INTERVAL seconds. With Redis, the members of a
+    # process that died without cleaning up leave within PRESENCE_EXPIRY seconds (at least 3 intervals).
+    "PRESENCE_INTERVAL": 1.0,
+    "PRESENCE_EXPIRY": 30.0,
+    # Most members a presence.state (or topic.subscribed's presence) lists; beyond it, count and truncated.
+    "PRESENCE_MAX_MEMBERS": 1000,
+    # Largest member info, encoded as JSON in bytes; a larger one is logged and sent as {}.
+    "PRESENCE_MAX_INFO_BYTES": 1024,
 }
 
 

@@ -58,7 +58,9 @@ class Topic:
     ``history_ttl`` (the last ``history_size`` frames published to each topic of
     the kind, each kept ``history_ttl`` seconds, for clients that resubscribe with
     ``since``; None: the settings ``TOPIC_HISTORY_SIZE`` and ``TOPIC_HISTORY_TTL``;
-    a size of 0: no history, see ``docs/topics.md``).
+    a size of 0: no history, see ``docs/topics.md``), ``presence`` (False: none; True: the topic
+    keeps who follows it, each signed-in user one member whose info is their display name; or a function
+    of the user that returns the member's public info, a dict; see ``docs/presence.md``).
     """
 
     kind: ClassVar[str] = ""
@@ -68,6 +70,7 @@ class Topic:
     key_pattern: ClassVar[str | re.Pattern[str] | None] = None
     history_size: ClassVar[int | None] = None
     history_ttl: ClassVar[float | None] = None
+    presence: ClassVar[Any] = False
 
     def __init__(self, key: Any = None, raw_key: str | None = None) -> None:
         #: The resolved key: None, an int, a slug string or a model instance.
@@ -215,6 +218,12 @@ class TopicRegistry:
             int(settings.TOPIC_HISTORY_SIZE if size is None else size),
             float(settings.TOPIC_HISTORY_TTL if ttl is None else ttl),
         )
+
+    def presence_of(self, name: str) -> Any:
+        """The ``presence`` of topic ``name``'s kind: False (none, or no such kind), True, or a function of
+        the user returning the member's info."""
+        cls = self._kinds.get(name.partition(":")[0])
+        return False if cls is None else cls.presence
 
     def auto_join_kinds(self) -> list[type[Topic]]:
         """Kinds every connection joins by itself."""

@@ -52,6 +52,7 @@ from .layer_health import (
     sentinel_key,
     sentinel_ttl,
 )
+from .presence_tracker import PresenceTracker
 from .raw_frames import RawSocket, text_frame
 
 __all__ = ["Endpoint", "Hub", "get_hub", "group_name", "history_of"]
@@ -158,6 +159,8 @@ class Hub:
         self.health = LayerHealth()
         self._rejoin_due = False
         self._group_calls = asyncio.Semaphore(MAX_GROUP_CALLS)
+        #: Who follows presence topics here, written in batches and published as presence.diff.
+        self.presence = PresenceTracker(self, self._group_calls)
         #: Deliveries of published frames so far: written as pre-built frames
         #: (:mod:`channelbus.transport.raw_frames`), and handed to the socket's ASGI ``send``.
         self.raw_frames = 0
@@ -219,6 +222,7 @@ class Hub:
             self._history = None
             with contextlib.suppress(Exception):
                 await history.close()
+        await self.presence.stop()
 
     @property
     def history(self) -> MemoryHistory | RedisHistory:
@@ -334,6 +338,9 @@ class Hub:
             subscribers = self.members.setdefault(topic, set())  # another join may have made it meanwhile
         subscribers.add(connection)
         connection.topics.add(topic)
+        presence = topic_kinds.presence_of(topic)
+        if presence:
+            await self.presence.join(connection, topic, presence)
 
     async def follow(self, connection: Endpoint, topic: str, since: tuple[int, str] | None) -> Recovery:
         """Join ``topic`` and tell where it stands (with ``since``: what was missed), holding back its
@@ -376,6 +383,7 @@ class Hub:
     async def leave(self, connection: Endpoint, topic: str) -> None:
         """Stop ``connection`` following ``topic``."""
         connection.topics.discard(topic)
+        self.presence.leave(connection, topic)
         if self.holding:
             self._unhold(topic, connection)
         subscribers = self.members.get(topic)
@@ -415,6 +423,12 @@ class Hub:
         if volatile:
             event["volatile"] = True
         await self._layer_call(self.layer.group_send(group_name(topic), event))
+
+    @_on_serving_hub
+    async def presence_state(self, topic: str, limit: int | None = None) -> dict[str, Any]:
+        """``{"members", "count", "v", "truncated"}`` of a presence topic, over every process (at most
+        ``limit`` members; None: all). Raises :class:`DeliveryFailed` when Redis cannot be read."""
+        return await self.presence.state(topic, limit)
 
     @_on_serving_hub
     async def send_to_address(self, address: str, text: str, volatile: bool = False) -> None:
@@ -707,6 +721,7 @@ def _forget_layer_choice(*, setting: str, **kwargs: Any) -> None:
             hub.channel = LOCAL
             hub._layer_picked = False
             hub._history = None  # numbered where the new layer says (its Redis, or this process)
+            hub.presence.forget_store()
 
 
 setting_changed.connect(_forget_layer_choice)
