@@ -399,3 +399,44 @@ def test_the_immediate_backend_without_deferred_types_passes(monkeypatch):
         monkeypatch.setattr(cls, "deferred", False)
     assert serving.deferred_types() == []
     assert checks.check_deferred_backend() == []
+
+
+@pytest.mark.parametrize(
+    ("values", "good"),
+    [
+        ({}, True),
+        ({"PRESENCE_INTERVAL": 0.5, "PRESENCE_EXPIRY": 1.5}, True),
+        ({"PRESENCE_INTERVAL": 1, "PRESENCE_EXPIRY": 2}, False),  # < 3 intervals: a live process may expire
+        ({"PRESENCE_INTERVAL": 0}, False),
+        ({"PRESENCE_INTERVAL": "1"}, False),
+        ({"PRESENCE_EXPIRY": None}, False),
+        ({"PRESENCE_MAX_MEMBERS": 10}, True),
+        ({"PRESENCE_MAX_MEMBERS": 1.5}, False),
+        ({"PRESENCE_MAX_INFO_BYTES": 0}, False),
+        ({"PRESENCE_MAX_INFO_BYTES": True}, False),
+    ],
+)
+def test_presence_settings(values, good):
+    from channelbus.checks import check_presence_settings
+
+    with override_settings(CHANNELBUS=values):
+        found = ids(check_presence_settings())
+    assert found == ([] if good else ["channelbus.E003"])
+
+
+@pytest.mark.parametrize(
+    ("presence", "good"), [(False, True), (True, True), (dict, True), ("yes", False), (1, False)]
+)
+def test_topic_presence_attribute(presence, good):
+    from channelbus.checks import check_topic_kinds
+    from channelbus.topics import Topic, topic_kinds
+
+    class Present(Topic):
+        kind = "test.present"
+
+    Present.presence = presence
+    topic_kinds.register(Present)
+    try:
+        assert ids(check_topic_kinds()) == ([] if good else ["channelbus.E006"])
+    finally:
+        topic_kinds.unregister("test.present")
