@@ -9,6 +9,8 @@
 * ``channelbus.E004`` two topic kinds registered under one name
 * ``channelbus.E005`` a message class's ``timeout`` is not None or a positive number of seconds
 * ``channelbus.E006`` a topic kind's ``history_size``, ``history_ttl`` or ``presence`` is of the wrong kind
+* ``channelbus.E007`` a message class's ``schema`` is not a pydantic model, a form or a serializer (or
+  has a file field)
 * ``channelbus.W004`` the job queue is a SQLite database without ``transaction_mode: IMMEDIATE``
 * ``channelbus.W005`` jobs run in worker processes (RQ, Celery...) but the channel layer is in-memory
 * ``channelbus.W006`` ``ALLOWED_ORIGINS`` allows any origin (``"*"``): no cross-site protection
@@ -26,6 +28,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, settings
 from .messages import all_registries
+from .messages.schemas import schema_problem
 from .server.origin import ANY_ORIGIN, parse_origin
 from .topics import topic_kinds
 
@@ -35,6 +38,7 @@ __all__ = [
     "check_deferred_backend",
     "check_history_settings",
     "check_job_settings",
+    "check_message_schemas",
     "check_message_timeouts",
     "check_presence_settings",
     "check_registries",
@@ -228,6 +232,28 @@ def check_message_timeouts(app_configs: Any = None, **kwargs: Any) -> list[Error
                     )
                 )
     return errors
+
+
+@register(Tags.compatibility)
+def check_message_schemas(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E007: a registered message class's ``schema`` is neither a pydantic model, a Django form nor a DRF
+    serializer class, or is a form or serializer with a file field."""
+    problems = {
+        cls: problem
+        for registry in all_registries()
+        for cls in registry.classes()
+        if (problem := schema_problem(cls.schema)) is not None
+    }
+    return [
+        Error(
+            f"{cls.__module__}.{cls.__qualname__} ({cls.name}): {problem}",
+            hint="A message's schema is a pydantic BaseModel, a Django Form or a DRF Serializer class "
+            "(docs/schema.md).",
+            obj=cls,
+            id="channelbus.E007",
+        )
+        for cls, problem in problems.items()
+    ]
 
 
 @register(Tags.compatibility)

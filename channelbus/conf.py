@@ -106,6 +106,9 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_MAX_MEMBERS": 1000,
     # Largest member info, encoded as JSON in bytes; a larger one is logged and sent as {}.
     "PRESENCE_MAX_INFO_BYTES": 1024,
+    # Serve the AsyncAPI document and its page at the URLs of channelbus.urls, to staff users only
+    # (docs/schema.md). Off: they answer 404.
+    "SCHEMA_VIEW": False,
 }
 
 
