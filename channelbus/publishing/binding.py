@@ -199,6 +199,7 @@ def bind(cls: type[ModelBinding]) -> type[ModelBinding]:
     class InstanceTopic(Topic):
         kind = cls.instance_kind
         key_type = model
+        messages = (cls.name,)  # for the contract (docs/schema.md)
 
         def allowed(self, user: Any) -> bool:
             return binding.instance_allowed(user, self.key)
@@ -206,6 +207,7 @@ def bind(cls: type[ModelBinding]) -> type[ModelBinding]:
     class CollectionTopic(Topic):
         kind = cls.collection_kind
         key_type = None
+        messages = (cls.name,)
 
         @classmethod
         def resolve(cls_, raw_key: str | None) -> Topic:

@@ -60,7 +60,9 @@ class Topic:
     ``since``; None: the settings ``TOPIC_HISTORY_SIZE`` and ``TOPIC_HISTORY_TTL``;
     a size of 0: no history, see ``docs/topics.md``), ``presence`` (False: none; True: the topic
     keeps who follows it, each signed-in user one member whose info is their display name; or a function
-    of the user that returns the member's public info, a dict; see ``docs/presence.md``).
+    of the user that returns the member's public info, a dict; see ``docs/presence.md``), ``messages``
+    (the outgoing types published to topics of the kind, for the contract ``manage.py channelbus_schema``
+    writes; nothing checks them at publish time, see ``docs/schema.md``).
     """
 
     kind: ClassVar[str] = ""
@@ -71,6 +73,7 @@ class Topic:
     history_size: ClassVar[int | None] = None
     history_ttl: ClassVar[float | None] = None
     presence: ClassVar[Any] = False
+    messages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, key: Any = None, raw_key: str | None = None) -> None:
         #: The resolved key: None, an int, a slug string or a model instance.
