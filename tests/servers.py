@@ -66,12 +66,14 @@ def demo_server(
     args: tuple[str, ...] = (),
     command: tuple[str, ...] = ("manage.py", "runbus"),
     log: Path | None = None,
+    started: list[subprocess.Popen] | None = None,
 ) -> Iterator[str]:
     """Serve the demo with ``manage.py runbus`` (migrating its database first); yields ``host:port``.
 
     ``command`` replaces ``manage.py runbus`` (for example ``-m uvicorn demo_site.asgi:application``);
     it gets ``--port`` and ``--log-level`` too. ``log``: a file for the server's output instead of a
-    pipe (which stalls a server that writes much once nobody reads it).
+    pipe (which stalls a server that writes much once nobody reads it). ``started``: a list the server's
+    process is appended to (to kill it with SIGKILL in the middle of a test).
     """
     port = free_port()
     full_env = demo_env(tmp_path, env)
@@ -88,6 +90,8 @@ def demo_server(
     )
     if output is not None:
         output.close()  # the server has its own copy
+    if started is not None:
+        started.append(proc)
     try:
         wait_for_port(port, proc)
         yield f"127.0.0.1:{port}"

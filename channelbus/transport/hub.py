@@ -402,16 +402,17 @@ class Hub:
 
     @_on_serving_hub
     async def send_to_topic(
-        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False
+        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False, numbered: bool = True
     ) -> None:
         """Deliver an encoded frame to every follower of ``topic``, in every process.
 
         ``exclude`` is the address of a connection that does not get it. A ``volatile`` frame
         may be dropped for a connection whose outbox is over its limit, and is not numbered;
-        any other gets the topic's next ``n`` (and a place in its history, if it keeps one).
+        any other gets the topic's next ``n`` (and a place in its history, if it keeps one),
+        unless ``numbered`` is False (a ``presence.diff``: never dropped, yet no place in the history).
         """
         n = None
-        if not volatile:
+        if not volatile and numbered:
             n, text = await self.number(topic, text)
         if self.layer is None:
             return await self.deliver(topic, text, exclude, volatile, n)

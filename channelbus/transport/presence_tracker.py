@@ -8,7 +8,8 @@ only change this process's counts and mark the member as changed; nothing is wri
 Every ``PRESENCE_INTERVAL`` seconds a task writes what changed as one batch to the store (this
 process's memory, or Redis in the distributed setup: one call per host, which is also the process's
 heartbeat, and in which it sweeps a dead process) and publishes the store's diffs with
-``Hub.send_to_topic``: numbered like any published frame, so never dropped silently. A member whose
+``Hub.send_to_topic``: not volatile, so never dropped silently, and not numbered (``v`` orders them,
+and they take no place in the topic's history). A member whose
 count went back to what was written (a tab reloaded within the interval) is not written at all. The
 task runs while some local connection follows a presence topic, and stops after the last one left.
 
@@ -52,7 +53,7 @@ class PresenceHost(Protocol):
         """Choose the delivery mode (and so where presence is kept)."""
 
     async def send_to_topic(
-        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False
+        self, topic: str, text: str, exclude: str | None = None, volatile: bool = False, numbered: bool = True
     ) -> None:
         """Publish an encoded frame to every follower of ``topic``, in every process."""
 
@@ -296,9 +297,11 @@ class PresenceTracker:
                     self._pending.setdefault(topic, set()).update(self._members[topic])
 
     async def _publish(self, diff: Diff) -> None:
-        """Publish one ``presence.diff`` to its topic (numbered: it is never dropped silently)."""
+        """Publish one ``presence.diff`` to its topic: not volatile (never dropped), not numbered (``v``
+        orders the diffs; they take no place in the topic's history, which stays its messages')."""
         try:
-            await self.hub.send_to_topic(diff.topic, encode(DIFF_TYPE, diff.payload(), c=diff.topic))
+            text = encode(DIFF_TYPE, diff.payload(), c=diff.topic)
+            await self.hub.send_to_topic(diff.topic, text, numbered=False)
         except DeliveryFailed:
             pass  # counted and logged by the hub's layer health; clients see the gap in v and ask again
         except Exception:

@@ -146,6 +146,10 @@ CHANNELBUS["SCHEMA_VIEW"] = True
 LOGIN_URL = "login"
 if os.environ.get("DEMO_HISTORY_TTL"):  # seconds a chat room keeps its frames for reconnecting tabs
     CHANNELBUS["TOPIC_HISTORY_TTL"] = float(os.environ["DEMO_HISTORY_TTL"])
+if os.environ.get("DEMO_PRESENCE_EXPIRY"):  # seconds until a killed process's room members leave
+    CHANNELBUS["PRESENCE_EXPIRY"] = float(os.environ["DEMO_PRESENCE_EXPIRY"])
+if os.environ.get("DEMO_PRESENCE_INTERVAL"):  # seconds between two presence.diff of one room
+    CHANNELBUS["PRESENCE_INTERVAL"] = float(os.environ["DEMO_PRESENCE_INTERVAL"])
 if os.environ.get("DEMO_STRICT_ORDER_TIMEOUT"):
     CHANNELBUS["STRICT_ORDER_TIMEOUT"] = int(os.environ["DEMO_STRICT_ORDER_TIMEOUT"])
 

@@ -13,13 +13,16 @@ class ChatRoom(Topic):
     """``chat.room:<slug>``: any signed-in user may join; the initial state is the last 50 messages.
 
     It keeps its last 200 frames (for ``TOPIC_HISTORY_TTL`` seconds, 2 minutes by default): a tab that
-    reconnects gets what it missed instead of reloading the room.
+    reconnects gets what it missed instead of reloading the room. It keeps presence: who is in the room
+    (each signed-in user once, by display name), sent live as presence.diff (docs/presence.md).
     """
 
     kind = "chat.room"
     key_type = "slug"
     key_pattern = ROOM_KEY  # what chat.send accepts as a room: [a-z0-9-]{1,32}
     history_size = 200
+    presence = True
+    messages = ("chat.message",)  # what chat.send publishes to it (the contract: docs/schema.md)
 
     def initial_state(self, user):
         """The room's last 50 messages, oldest first."""
@@ -33,6 +36,7 @@ class ShoutTopic(Topic):
 
     kind = "demo.all"
     key_type = None
+    messages = ("demo.shouted",)
 
 
 @bind
