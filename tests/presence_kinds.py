@@ -58,3 +58,15 @@ class Quiet(Lobby):
 
     kind = "test.quiet"
     presence = False
+
+
+@topic_kinds.register
+class Private(Lobby):
+    """``test.private:<pk>``: a user's own room; nobody else may follow it, or see who is in it."""
+
+    kind = "test.private"
+    key_type = int
+
+    def allowed(self, user: Any) -> bool:
+        """Only the user whose pk is the key."""
+        return bool(getattr(user, "is_authenticated", False)) and user.pk == self.key

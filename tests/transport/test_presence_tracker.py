@@ -20,6 +20,7 @@ from channelbus.testing import RequestFailed
 from channelbus.topics import Topic, topic_kinds
 from channelbus.transport import get_hub
 from tests import presence_kinds  # noqa: F401 - registers the test kinds
+from tests.presence_view import PresenceView
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,34 +60,8 @@ async def flush() -> None:
     await get_hub().presence.flush()
 
 
-class View:
-    """What a client keeps of one topic's presence, by the rules of docs/protocol.md."""
-
-    def __init__(self, client: Any, topic: str, state: dict[str, Any]) -> None:
-        self.client, self.topic = client, topic
-        self.members, self.count, self.v = dict(state["members"]), state["count"], state["v"]
-
-    def apply(self, diff: dict[str, Any]) -> None:
-        p = diff["p"]
-        assert diff["c"] == self.topic == p["topic"]
-        if p["v"] <= self.v:
-            return
-        for key in p["leaves"]:
-            self.members.pop(key, None)
-        self.members.update(p["joins"])
-        self.count, self.v = p["count"], p["v"]
-
-    async def until(self, members: dict[str, Any], timeout: float = 5.0) -> None:
-        """Apply diffs until the member map is ``members`` (fails after ``timeout`` seconds)."""
-        async with asyncio.timeout(timeout):
-            while self.members != members:
-                self.apply(await self.client.receive("presence.diff", timeout=timeout))
-        assert self.count == len(members)
-
-
-async def subscribe(client: Any, topic: str = LOBBY) -> View:
-    reply = await client.request("topic.subscribe", {"topic": topic})
-    return View(client, topic, reply["presence"])
+async def subscribe(client: Any, topic: str = LOBBY) -> PresenceView:
+    return await PresenceView.subscribe(client, topic)
 
 
 async def test_a_subscriber_is_in_its_own_state_and_one_batch_tells_every_follower(
@@ -162,9 +137,10 @@ async def test_the_hub_task_batches_on_its_own_and_stops_when_nobody_follows(bus
     view = await subscribe(alice_tab)
     bob_tab = await bus_client(user=bob)
     await subscribe(bob_tab)
-    await view.until({str(alice.pk): entry("alice"), str(bob.pk): entry("bob")})
+    await view.until({str(alice.pk): 1, str(bob.pk): 1})
+    assert view.members == {str(alice.pk): entry("alice"), str(bob.pk): entry("bob")}
     await bob_tab.close()
-    await view.until({str(alice.pk): entry("alice")})
+    await view.until({str(alice.pk): 1})
     await alice_tab.close()
     task = get_hub().presence._task
     assert task is not None
@@ -250,7 +226,7 @@ async def test_a_signed_out_user_may_not_ask_unless_anonymous_use_is_allowed(bus
     assert failed.value.type == "error.subscribe"
     await subscribe(await bus_client(user=users["bob"]), "test.open_lobby")
     await flush()
-    await view.until({str(alice.pk): entry("alice"), str(users["bob"].pk): entry("bob")})
+    await view.until({str(alice.pk): 1, str(users["bob"].pk): 1})
     settings.CHANNELBUS = {"ALLOW_ANONYMOUS": False}
     refused = await bus_client(user=alice)
     await refused.close()
