@@ -6,7 +6,10 @@ private room whose members nobody else may see."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +37,19 @@ def environment(layer: str) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def two_servers(tmp_path: Path, layer: str, started: list | None = None) -> Iterator[tuple[str, str]]:
+    """Two demo processes on one database and one Redis; the second's process goes into ``started``."""
+    require_redis()
+    env = environment(layer)
+    migrate_demo(tmp_path, env)
+    with (
+        demo_server(tmp_path, env, migrate=False) as first,
+        demo_server(tmp_path, env, migrate=False, started=started) as second,
+    ):
+        yield first, second
+
+
 async def guest(server: str) -> dict[str, str]:
     """The cookies of a new guest of the demo (GET / signs one in)."""
     return await asyncio.to_thread(fetch_cookies, f"http://{server}/")
@@ -50,13 +66,7 @@ async def key_of(client: BusClient) -> str:
 
 
 async def test_members_join_and_leave_across_processes_and_two_tabs_are_one(tmp_path, layer):
-    require_redis()
-    env = environment(layer)
-    migrate_demo(tmp_path, env)
-    with (
-        demo_server(tmp_path, env, migrate=False) as first,
-        demo_server(tmp_path, env, migrate=False) as second,
-    ):
+    with two_servers(tmp_path, layer) as (first, second):
         ann = await connect(first, await guest(first))
         ben_cookies = await guest(second)
         ben_tabs = [await connect(second, ben_cookies), await connect(first, ben_cookies)]
@@ -80,14 +90,8 @@ async def test_members_join_and_leave_across_processes_and_two_tabs_are_one(tmp_
 
 
 async def test_the_members_of_a_killed_process_leave_within_the_expiry(tmp_path, layer):
-    require_redis()
-    env = environment(layer)
-    migrate_demo(tmp_path, env)
     started: list = []
-    with (
-        demo_server(tmp_path, env, migrate=False) as first,
-        demo_server(tmp_path, env, migrate=False, started=started) as second,
-    ):
+    with two_servers(tmp_path, layer, started) as (first, second):
         ann = await connect(first, await guest(first))
         ben = await connect(second, await guest(second))
         try:
@@ -106,13 +110,7 @@ async def test_the_members_of_a_killed_process_leave_within_the_expiry(tmp_path,
 
 
 async def test_a_private_room_shows_its_members_to_nobody_else(tmp_path, layer):
-    require_redis()
-    env = environment(layer)
-    migrate_demo(tmp_path, env)
-    with (
-        demo_server(tmp_path, env, migrate=False) as first,
-        demo_server(tmp_path, env, migrate=False) as second,
-    ):
+    with two_servers(tmp_path, layer) as (first, second):
         ann = await connect(first, await guest(first))
         ben = await connect(second, await guest(second))
         try:
