@@ -169,8 +169,8 @@ def run_deferred(*args: Any) -> None:
 
 def _log_gone(cls: type[Message], job: DeferredJob, started: bool) -> None:
     """Say that ``job``'s connection cannot get its frames: at INFO when it has closed, at WARNING when
-    it lives in a process that frames from this one cannot reach (a set-up mistake, :mod:`.strays`)."""
-    if strays.unreachable(job):
+    it lives in a live process that frames from this one cannot reach (a set-up mistake, :mod:`.strays`)."""
+    if strays.stray(job):
         strays.warn_unreachable(cls.name, job, started)
     elif started:
         logger.info(

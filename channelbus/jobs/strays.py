@@ -7,8 +7,10 @@ database, or a ``db_worker`` process, runs jobs queued by the first one, and the
 ``s`` frames go nowhere while the job row says SUCCESSFUL. Both sides now say so:
 
 * **The worker that runs such a job** logs a WARNING that names the cause and the fix
-  (:func:`warn_unreachable`, from :func:`~channelbus.jobs.deferred.run_deferred`). It still runs the
-  job, as for a connection that has closed (``cancel_on_disconnect`` classes are not started).
+  (:func:`warn_unreachable`, from :func:`~channelbus.jobs.deferred.run_deferred`), when another
+  ``runbus`` serves its database (:func:`stray`; after a restart the job's process is merely gone, and an
+  INFO line says its connection has closed). It still runs the job, as for a connection that has closed
+  (``cancel_on_disconnect`` classes are not started).
 * **The process that queued it**, which holds the socket, watches the rows of the jobs it queued
   (:func:`track`, from :func:`~channelbus.jobs.deferred.put`), once :func:`start_watch` has turned the
   watch on (``runbus`` does, for django_tasks_db without a shared channel layer). A row taken by a worker
@@ -37,7 +39,7 @@ from django.db import close_old_connections
 from ..protocol import JobFailed
 from ..transport import split_address
 from ..transport.addresses import LOCAL
-from . import liveness
+from . import liveness, neighbours
 from .job import DeferredJob
 from .replies import Replier
 
@@ -49,6 +51,7 @@ __all__ = [
     "own_worker",
     "start_watch",
     "started_here",
+    "stray",
     "track",
     "unreachable",
     "warn_unreachable",
@@ -93,6 +96,16 @@ def unreachable(job: DeferredJob) -> bool:
     if job.address is None or job.process is None:
         return False
     return split_address(job.address)[0] == LOCAL and job.process != liveness.process_id()
+
+
+def stray(job: DeferredJob) -> bool:
+    """True when ``job`` is :func:`unreachable` and its process may well be alive: another ``runbus`` serves
+    this job queue database on this machine, or that cannot be known. False after a restart, when no other
+    ``runbus`` is alive: the job's connection closed with its process (:mod:`.neighbours`)."""
+    if not unreachable(job):
+        return False
+    alive = neighbours.others()
+    return alive is None or bool(alive)
 
 
 def warn_unreachable(type_name: str, job: DeferredJob, started: bool = True) -> None:

@@ -6,6 +6,7 @@ do; two real runbus processes on one SQLite database: tests/system/test_two_runb
 
 import asyncio
 import logging
+import tempfile
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from channelbus.jobs.job import DeferredJob
 from channelbus.transport import get_hub
 from tests.jobs.test_deferred import DB_TASKS, db_worker
 from tests.jobs.test_liveness import queued
+from tests.jobs.test_neighbours import another_runbus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,18 +155,34 @@ def test_start_watch_is_for_the_database_queue_without_a_shared_layer(settings, 
     assert strays.start_watch()
 
 
-@pytest.mark.parametrize(
-    ("type_name", "outcome"),
-    [("lost.plain", "it runs but its reply is lost"), ("lost.cancellable", "it is not started")],
-)
-async def test_a_worker_given_a_job_of_another_process_s_connection_warns(
-    bus_client, user, caplog, type_name, outcome
-):
-    """A second runbus's worker, or a runbus restarted after a kill, takes a job for local|<id>."""
+@pytest.fixture
+def other_runbus(tmp_path, monkeypatch):
+    """Another runbus alive on this job queue database (its lock file in ``tmp_path``)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    proc = another_runbus()
+    yield proc
+    proc.kill()
+    proc.wait(10)
+
+
+async def queued_for_another_process(bus_client, user, type_name):
+    """A job of ``type_name`` for a local connection, queued by another process; its address."""
     await bus_client(user=user)
     [address] = [c.channel_name for c in get_hub().connections.values()]
     job = DeferredJob(type_name=type_name, trace_id="o1", address=address, process="another-process")
     await asyncio.to_thread(put, job, "default", 0, None)
+    return address
+
+
+@pytest.mark.parametrize(
+    ("type_name", "outcome"),
+    [("lost.plain", "it runs but its reply is lost"), ("lost.cancellable", "it is not started")],
+)
+async def test_a_worker_given_a_job_of_another_live_runbus_s_connection_warns(
+    bus_client, user, caplog, other_runbus, type_name, outcome
+):
+    """A second runbus's worker takes a job for local|<id> of the first, which is alive."""
+    address = await queued_for_another_process(bus_client, user, type_name)
     with caplog.at_level(logging.INFO, logger="channelbus"):
         await asyncio.to_thread(db_worker("default").run)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -179,3 +197,16 @@ async def test_a_worker_given_a_job_of_another_process_s_connection_warns(
     lines = [r.getMessage() for r in caplog.records]
     assert not [line for line in lines if "has closed" in line]  # not a closed connection: a mistake
     assert (f"lost-test: {type_name} ran (i=o1)" in lines) is (type_name == "lost.plain")
+
+
+async def test_after_a_restart_the_jobs_of_the_process_before_are_of_closed_connections(
+    bus_client, user, caplog, tmp_path, monkeypatch
+):
+    """No other runbus is alive: the process that queued the job is gone, and its connection with it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    address = await queued_for_another_process(bus_client, user, "lost.plain")
+    with caplog.at_level(logging.INFO, logger="channelbus"):
+        await asyncio.to_thread(db_worker("default").run)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    no_receiver = f"runs for a connection that has closed ({address}): its reply has no receiver"
+    assert f"channelbus: deferred lost.plain (i=o1) {no_receiver}" in [r.getMessage() for r in caplog.records]

@@ -5,21 +5,18 @@ uvicorn logs each request and WebSocket handshake with its URL; runbus removes t
 
 At start-up it says where deferred messages run (:func:`channelbus.jobs.serving.describe`), and warns
 when another runbus on this machine serves the same job queue database without a shared channel layer
-(:func:`other_runbus`): each one's worker would take the other's jobs and lose their replies.
+(:mod:`channelbus.jobs.neighbours`): each one's worker would take the other's jobs and lose their replies.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import logging
 import os
 import re
-import tempfile
 from importlib.util import find_spec
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -109,19 +106,21 @@ class Command(BaseCommand):
     def _say_who_serves_deferred_work(self, worker_here: bool) -> None:
         """Start-up lines: which backend and worker run deferred messages, and another runbus on the
         same job queue database when no shared channel layer connects the two (issue 15)."""
-        from channelbus.jobs.serving import describe
+        from channelbus.jobs import neighbours
+        from channelbus.jobs.serving import describe, shared_layer
 
         described = describe(worker_here)
         if described is not None:
             line, warns = described
             (self.stderr if warns else self.stdout).write(line)
-        other = other_runbus()
-        if other is not None:
+        others = neighbours.join()
+        if others and not shared_layer():
             self.stderr.write(
-                f"channelbus: another runbus ({other}) serves the same job queue database, and the channel "
-                "layer is in-memory: each one's worker takes the other's deferred jobs, whose replies then "
-                "cannot reach their sockets (the client gets error.job, and both log a WARNING). Stop the "
-                "other, or use channels_redis in CHANNEL_LAYERS for both (docs/deployment.md)"
+                f"channelbus: another runbus (pid {', '.join(map(str, others))}) serves the same job queue "
+                "database, and the channel layer is in-memory: each one's worker takes the other's deferred "
+                "jobs, whose replies then cannot reach their sockets (the client gets error.job, and both "
+                "log a WARNING). Stop the other, or use channels_redis in CHANNEL_LAYERS for both "
+                "(docs/deployment.md)"
             )
 
     def _serve(self, module: str, attr: str, options: dict[str, Any]) -> None:
@@ -261,68 +260,3 @@ def start_embedded_worker(interval: float = DEFAULT_WORKER_INTERVAL) -> Worker |
     own_worker(worker.worker_id)  # its jobs are this process's: no stray-job error.job for them
     threading.Thread(target=worker.run, name="channelbus-task-worker", daemon=True).start()
     return worker
-
-
-#: This process's lock on its job queue database (see :func:`other_runbus`), held while it runs.
-_queue_lock: IO[str] | None = None
-
-
-def queue_lock_path() -> Path | None:
-    """The lock file that runbus processes on one machine and one django_tasks_db database share (in
-    the temporary directory, named by a digest of the database), or None when jobs are not queued in a
-    database."""
-    from django.apps import apps
-
-    if not apps.is_installed("django_tasks_db"):
-        return None
-    from django.db import router
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
-    from channelbus.jobs.serving import default_backend
-
-    if not isinstance(default_backend(), DatabaseBackend):
-        return None
-    database = settings.DATABASES.get(router.db_for_write(DBTaskResult)) or {}
-    name = str(database.get("NAME", ""))
-    if str(database.get("ENGINE", "")).endswith("sqlite3") and name and ":memory:" not in name:
-        name = os.path.realpath(name)
-    where = "|".join(str(database.get(key, "")) for key in ("ENGINE", "HOST", "PORT")) + "|" + name
-    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"channelbus-runbus-{digest}.lock"
-
-
-def other_runbus() -> str | None:
-    """Take this process's lock on its job queue database; when another runbus on this machine holds it
-    and the channel layer is in-memory, a few words naming that one ("pid 1234"), else None.
-
-    Cheap (one file lock), and released by the system when a process ends, even killed. With a shared
-    channel layer several runbus on one database are a normal deployment: nothing to say then.
-    """
-    global _queue_lock
-    from channelbus.jobs.serving import shared_layer
-
-    try:
-        import fcntl
-    except ImportError:  # not on Windows: the workers' WARNING lines still say it
-        return None
-    path = queue_lock_path()
-    if path is None or _queue_lock is not None:
-        return None
-    try:
-        handle = path.open("a+")
-    except OSError:
-        return None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # held: another runbus serves this database
-        handle.seek(0)
-        pid = handle.read().strip()
-        handle.close()
-        return None if shared_layer() else f"pid {pid}" if pid.isdigit() else "on this machine"
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    _queue_lock = handle  # kept open: the lock lasts as long as this process
-    return None

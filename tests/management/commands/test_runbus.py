@@ -3,13 +3,11 @@
 Serving the demo end to end is tested in ``tests/system/``.
 """
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-import tests.settings
 from tests.servers import DEMO, ROOT, demo_env, migrate_demo
 
 
@@ -178,65 +176,3 @@ def test_runbus_logs_no_token_of_a_url(tmp_path):
     assert '"GET /?token=[redacted] HTTP/1.1" 200' in output, output
     assert '"WebSocket /ws/?a=1&token=[redacted]" [accepted]' in output, output
 
-
-# ---------------------------------------------------------------- another runbus on the job queue database
-
-_HOLD_LOCK = """
-import fcntl, os, sys, time
-handle = open(sys.argv[1], "a+")
-fcntl.flock(handle, fcntl.LOCK_EX)
-handle.truncate(0)
-handle.write(str(os.getpid()))
-handle.flush()
-print("held", flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.fixture
-def queue_lock(settings, tmp_path, monkeypatch):
-    """The job queue in the database, the lock file in ``tmp_path``; this process holds no lock."""
-    import tempfile
-
-    from channelbus.management.commands import runbus
-    from tests.jobs.test_deferred import DB_TASKS
-
-    settings.TASKS = DB_TASKS
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(runbus, "_queue_lock", None)
-    yield runbus
-    if runbus._queue_lock is not None:
-        runbus._queue_lock.close()
-
-
-def test_the_lock_file_is_named_by_the_queue_database(queue_lock, settings, tmp_path):
-    path = queue_lock.queue_lock_path()
-    assert path.parent == tmp_path
-    assert path.name.startswith("channelbus-runbus-")
-    assert queue_lock.queue_lock_path() == path
-    settings.TASKS = tests.settings.TASKS  # the immediate backend: no database queue, nothing to share
-    assert queue_lock.queue_lock_path() is None
-
-
-@pytest.mark.parametrize(
-    ("layer", "said"),
-    [("channels.layers.InMemoryChannelLayer", True), ("channels_redis.core.RedisChannelLayer", False)],
-)
-def test_another_runbus_holding_the_lock_is_named_without_a_shared_layer(queue_lock, settings, layer, said):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": layer}}
-    other = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(queue_lock.queue_lock_path())],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert other.stdout.readline() == "held\n"
-        assert queue_lock.other_runbus() == (f"pid {other.pid}" if said else None)
-        assert queue_lock._queue_lock is None  # not taken: the other one has it
-    finally:
-        other.kill()
-        other.wait(10)
-    # Released by the system when its process ends, killed or not: this one takes it now.
-    assert queue_lock.other_runbus() is None
-    assert queue_lock.queue_lock_path().read_text() == str(os.getpid())
-    assert queue_lock.other_runbus() is None  # held by this very process: nothing to say
