@@ -3,7 +3,9 @@
 ``deferred`` (the job that runs a ``deferred = True`` handler, with retries), ``job`` (the
 named, versioned data it carries), ``ordering`` (strictly ordered messages of a connection),
 ``replies`` (its states, progress and result), ``timeouts``, ``trigger`` (running a handler
-from Python code) and ``tracking`` (the jobs that keep a row per connection).
+from Python code) and ``tracking`` (the jobs that keep a row per connection); ``serving`` (which
+backend and worker serve deferred work), ``strays`` (jobs whose connection lives in a process no frame
+from here reaches) and ``neighbours`` (other ``runbus`` processes on the same job queue database).
 """
 
 from __future__ import annotations
