@@ -440,3 +440,39 @@ def test_topic_presence_attribute(presence, good):
         assert ids(check_topic_kinds()) == ([] if good else ["channelbus.E006"])
     finally:
         topic_kinds.unregister("test.present")
+
+
+def test_a_message_schema_that_is_neither_pydantic_a_form_nor_a_serializer_fails_the_checks():
+    from django import forms
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from channelbus import Registry
+    from channelbus.checks import check_message_schemas
+
+    class Upload(forms.Form):
+        picture = forms.FileField()
+
+    class Loose(Message):
+        name = "x.loose"
+        schema = dict  # defined without complaint: the check reports it
+
+    class Uploading(Message):
+        name = "x.uploading"
+        schema = Upload
+
+    assert check_message_schemas() == []  # the project's own schemas are fine (the demo's form too)
+    custom = Registry("custom schemas")
+    for cls in (Loose, Uploading):
+        custom.register(cls)
+    errors = check_message_schemas()
+    assert ids(errors) == ["channelbus.E007"] * 2
+    assert [e.obj for e in errors] == [Loose, Uploading]
+    assert errors[0].msg.endswith(
+        "Loose (x.loose): schema = <class 'dict'> is not a pydantic BaseModel subclass, a Django Form class "
+        "or a DRF Serializer class."
+    )
+    assert "Upload.picture is a FileField: files cannot travel in a JSON payload" in errors[1].msg
+    assert "docs/schema.md" in errors[0].hint
+    with pytest.raises(SystemCheckError, match=r"channelbus\.E007"):
+        call_command("check")  # what runbus and manage.py runserver run at start

@@ -15,6 +15,7 @@ AddResult``): a pydantic model or type, ``None`` (a reply without ``p``), or ano
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -220,7 +221,9 @@ def _classes(registry: Registry) -> list[type[Message]]:
 
 def default_title() -> str:
     """The contract's title: the project's package (the settings module's first part) and "messages"."""
-    module = getattr(django_settings, "SETTINGS_MODULE", None) or "channelbus"
+    # override_settings() hides SETTINGS_MODULE (None); the environment still names it.
+    module = getattr(django_settings, "SETTINGS_MODULE", None) or os.environ.get("DJANGO_SETTINGS_MODULE")
+    module = module or "channelbus"
     return f"{module.split('.')[0]} messages"
 
 

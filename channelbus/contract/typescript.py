@@ -85,8 +85,11 @@ def _grouped(text: str) -> str:
 def _object(schema: dict[str, Any], indent: str) -> str:
     properties: dict[str, Any] = schema.get("properties", {})
     extra = schema.get("additionalProperties")
-    if not properties and extra in (None, True):
-        return "{ [key: string]: unknown }"
+    if not properties:  # a map: its values' type, when the schema says it (none at all: no key allowed)
+        values = (
+            "never" if extra is False else ts_type(extra, indent) if isinstance(extra, dict) else "unknown"
+        )
+        return f"{{ [key: string]: {values} }}"
     inner = indent + "  "
     required = set(schema.get("required", ()))
     lines = ["{\n"]

@@ -44,7 +44,7 @@ __all__ = ["FormSchema", "field_schema"]
 
 #: Values a field of one value may be given: JSON's scalars.
 _SCALARS = (str, int, float, bool, type(None))
-#: Fields that take several values (a JSON array) or any JSON value.
+#: Fields that take several values: a JSON array.
 _MANY = (forms.MultipleChoiceField, forms.ModelMultipleChoiceField)
 
 
@@ -91,16 +91,21 @@ class FormSchema(ClassAdapter):
 
 
 def _shape_errors(form: forms.BaseForm, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Values of the wrong JSON kind for their field: an object or a list where one value goes."""
+    """Values of the wrong JSON kind for their field: an object or a list where one value goes, anything
+    but a list of values where several go."""
     errors = []
     for name, field in form.fields.items():
         value = payload.get(name)
-        if isinstance(field, forms.JSONField) or isinstance(value, _SCALARS):
+        if isinstance(field, forms.JSONField):
             continue
-        if isinstance(field, _MANY) and isinstance(value, list):
-            continue
-        msg = "Input should be a list of values" if isinstance(field, _MANY) else "Input should be one value"
-        errors.append({"loc": [name], "msg": msg, "type": "value_type"})
+        if isinstance(field, _MANY):
+            many = value is None or (isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value))
+            if not many:
+                errors.append(
+                    {"loc": [name], "msg": "Input should be a list of values", "type": "value_type"}
+                )
+        elif not isinstance(value, _SCALARS):
+            errors.append({"loc": [name], "msg": "Input should be one value", "type": "value_type"})
     return errors
 
 

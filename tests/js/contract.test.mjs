@@ -1,7 +1,8 @@
 // The demo's generated contract checked by the real tools: node --test tests/js/
-// tests/snapshots/demo.asyncapi.json and demo.d.ts are what `manage.py channelbus_schema` writes for the demo
-// (tests/system/test_demo_schema.py fails when they are stale). Here the official AsyncAPI parser reads the
-// document, and tsc compiles code that uses the declarations: a right payload compiles, a wrong one does not.
+// tests/snapshots/demo.asyncapi.json, demo.schema.json and demo.d.ts are what `manage.py channelbus_schema` writes
+// for the demo (tests/system/test_demo_schema.py fails when they are stale). Here the official AsyncAPI parser
+// reads the document, ajv (in its strict JSON Schema 2020-12 mode) compiles the schemas and validates payloads
+// with them, and tsc compiles code that uses the declarations: a right payload compiles, a wrong one does not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -11,6 +12,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Parser } from "@asyncapi/parser";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const snapshots = join(here, "..", "snapshots");
@@ -39,6 +42,30 @@ test("the AsyncAPI document is valid for the official parser, with no warning", 
   const room = document.channels().get("topic-chat.room");
   assert.equal(room.address(), "chat.room:{key}");
   assert.ok(room.parameters().get("key"));
+});
+
+test("the JSON Schemas compile as 2020-12 and accept and refuse payloads as the server does", () => {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
+  addFormats(ajv);
+  ajv.addSchema(JSON.parse(readFileSync(join(snapshots, "demo.schema.json"), "utf8")), "demo");
+  const check = (name, value) => {
+    const validate = ajv.getSchema(`demo#/$defs/${name}`);
+    assert.ok(validate, name);
+    return validate(value) ? [] : validate.errors.map((e) => `${e.instancePath} ${e.message}`);
+  };
+  assert.deepEqual(check("in.demo.add", { a: 1, b: 2 }), []);
+  assert.deepEqual(check("in.demo.add", { a: "1" }), [" must have required property 'b'", "/a must be integer"]);
+  assert.deepEqual(check("reply.demo.add", { sum: 3 }), []);
+  // The Django form's rules, as JSON Schema: the same three errors the form gives.
+  assert.deepEqual(check("in.demo.profile", { name: "Ada", email: "ada@example.com", age: 36, newsletter: true }), []);
+  assert.deepEqual(check("in.demo.profile", { name: "A", email: "not an address", age: 7 }), [
+    "/name must NOT have fewer than 2 characters",
+    '/email must match format "email"',
+    "/age must be >= 13",
+  ]);
+  assert.deepEqual(check("in.topic.list", null), []);
+  assert.deepEqual(check("out.error.validation", { msg: "Invalid.", type_name: "demo.add", errors: [{ loc: ["a", 0], msg: "x", type: "y" }] }), []);
+  assert.deepEqual(check("state.r", { done: 1, total: 3 }), []);
 });
 
 function compile(source) {
