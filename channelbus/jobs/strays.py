@@ -78,13 +78,16 @@ _FIX = (
 
 @dataclass(frozen=True, slots=True)
 class _Watched:
+    row: str  # the pk of its django_tasks_db row
     job: DeferredJob
     queued_at: float
 
 
 _lock = threading.Lock()
 _on = False  # start_watch() was called: track() records jobs
-_watched: dict[str, _Watched] = {}  # the job's row id -> the job
+# By job_id: a job has one row waiting at a time (its next row is queued once this process's worker
+# started it: a retry, a strict-order wait), and the worker's start finds it at once.
+_watched: dict[str, _Watched] = {}
 _own_workers: set[str] = set()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
@@ -152,22 +155,22 @@ def track(job: DeferredJob, result: Any) -> None:
     """Watch ``job``, just queued as ``result`` (a django_tasks_db ``TaskResult``), when a worker of
     another process could take it and not reach its connection (only once :func:`start_watch` ran)."""
     row = getattr(result, "db_result", None)
-    if not _on or row is None or job.address is None or split_address(job.address)[0] != LOCAL:
-        return  # not a row of django_tasks_db, or a connection any process can reach
+    if not _on or row is None or job.job_id is None or job.address is None:
+        return  # not a row of django_tasks_db, a job of channelbus 0.1, or nobody to answer
+    if split_address(job.address)[0] != LOCAL:
+        return  # a connection any process can reach
     if job.process != liveness.process_id():
         return  # queued again by another process (a retry there): not this process's socket
     with _lock:
-        _watched[str(row.pk)] = _Watched(job, time.monotonic())
+        _watched[job.job_id] = _Watched(str(row.pk), job, time.monotonic())
     _wake.set()
 
 
 def started_here(job: DeferredJob) -> None:
-    """This process's own worker starts ``job``: its rows leave the watch."""
-    if job.job_id is None or not _watched:
-        return
-    with _lock:
-        for pk in [pk for pk, w in _watched.items() if w.job.job_id == job.job_id]:
-            del _watched[pk]
+    """This process's own worker starts ``job``: it leaves the watch."""
+    if job.job_id is not None and _watched:
+        with _lock:
+            _watched.pop(job.job_id, None)
 
 
 def watched() -> int:
@@ -183,27 +186,27 @@ def check(now: float | None = None) -> int:
 
     now = time.monotonic() if now is None else now
     with _lock:
-        for pk in [pk for pk, w in _watched.items() if now - w.queued_at > FORGET_AFTER]:
-            del _watched[pk]
-        due = [pk for pk, w in _watched.items() if now - w.queued_at >= GRACE]
+        for job_id in [j for j, w in _watched.items() if now - w.queued_at > FORGET_AFTER]:
+            del _watched[job_id]
+        due = {w.row: w for w in _watched.values() if now - w.queued_at >= GRACE}
         own = set(_own_workers)
     if not due:
         return 0
     rows = {
         str(pk): (status, workers)
-        for pk, status, workers in DBTaskResult.objects.filter(pk__in=due).values_list(
+        for pk, status, workers in DBTaskResult.objects.filter(pk__in=list(due)).values_list(
             "pk", "status", "worker_ids"
         )
     }
     stray = []
     with _lock:
-        for pk in due:
+        for pk, looked_at in due.items():
             status, workers = rows.get(pk, (None, None))
-            if status == TaskResultStatus.READY:
-                continue  # not taken yet: looked at again next time
-            entry = _watched.pop(pk, None)  # taken, or gone (pruned, or its enqueue rolled back)
-            if entry is not None and workers and workers[-1] not in own:
-                stray.append((entry.job, workers[-1]))
+            if status == TaskResultStatus.READY or _watched.get(looked_at.job.job_id or "") is not looked_at:
+                continue  # not taken yet (looked at again next time), or started here meanwhile
+            del _watched[looked_at.job.job_id or ""]  # taken, or gone (pruned, its enqueue rolled back)
+            if workers and workers[-1] not in own:
+                stray.append((looked_at.job, workers[-1]))
     for job, worker in stray:
         _answer(job, worker)
     return len(stray)

@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import cache
 
 import tests.lostapp.messages  # noqa: F401 - registers the lost.* types
-from channelbus.jobs import strays
+from channelbus.jobs import liveness, strays
 from channelbus.jobs.deferred import put
 from channelbus.jobs.job import DeferredJob
 from channelbus.transport import get_hub
@@ -125,13 +125,16 @@ async def test_only_jobs_for_this_process_s_local_connections_are_watched(bus_cl
     await bus_client(user=user)
     [address] = [c.channel_name for c in get_hub().connections.values()]
     here = DeferredJob(
-        type_name="lost.plain", trace_id="w", address=address, process=strays.liveness.process_id()
+        type_name="lost.plain", trace_id="w", address=address, process=liveness.process_id(), job_id="j1"
     )
-    await asyncio.to_thread(
-        put, here.but(address="channelbus.hub!abc|def"), "default", 0, None
-    )  # shared layer
-    await asyncio.to_thread(put, here.but(process="another-process"), "default", 0, None)  # retried elsewhere
-    await asyncio.to_thread(put, here.but(address=None), "default", 0, None)  # nobody waits
+    not_watched = [
+        here.but(address="channelbus.hub!abc|def"),  # a shared layer: any process reaches it
+        here.but(process="another-process"),  # queued again by another process (a retry there)
+        here.but(address=None),  # nobody waits for it
+        here.but(job_id=None),  # a job of channelbus 0.1
+    ]
+    for job in not_watched:
+        await asyncio.to_thread(put, job, "default", 0, None)
     assert strays.watched() == 0
     await asyncio.to_thread(put, here, "default", 0, None)
     assert strays.watched() == 1
