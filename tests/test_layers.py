@@ -40,6 +40,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "integration",
         (
             "channelbus.routing",
+            "channelbus.urls",
+            "channelbus.views",
             "channelbus.testing",
             "channelbus.checks",
             "channelbus.apps",
