@@ -116,11 +116,16 @@ def describe(users: int) -> None:
 
     from channelbus.conf import settings
     from channelbus.messages import incoming, outgoing
+    from channelbus.messages.schemas import adapter_for
     from channelbus.server.auth import connection_token
 
     types = {}
     for cls in incoming.classes():
-        schema = cls.schema.model_json_schema() if cls.schema is not None else None
+        adapter = adapter_for(cls.schema)  # a Django form's or a DRF serializer's (docs/schema.md)
+        if adapter is not None:
+            schema = adapter.json_schema("validation")
+        else:
+            schema = cls.schema.model_json_schema() if cls.schema is not None else None
         types[cls.name] = {"schema": schema, "deferred": bool(cls.deferred)}
     model = get_user_model()
     tokens = []
