@@ -58,7 +58,8 @@ def test_the_page_shows_the_contract_with_nothing_from_elsewhere(client, staff):
     html = response.content.decode()
     assert "<h1>tests messages</h1>" in html
     assert 'id="in-demo.add"' in html
-    assert "AddSchema" in html
+    assert '<a href="#type-AddSchema">AddSchema</a>' in html
+    assert 'id="type-AddSchema"' in html
     assert "AddResult" in html
     assert 'id="in-demo.profile"' in html
     assert "ProfileForm" in html

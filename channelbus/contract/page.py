@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .asyncapi import traits
-from .catalog import NO_PAYLOAD, Catalog, summary_of
+from .catalog import NO_PAYLOAD, Catalog, TopicKind, summary_of
 from .jsonschema import describe
 from .typescript import identifier, ts_type
 
@@ -30,6 +30,9 @@ class Entry:
     reply_type: str = ""
     reply: str = ""
     notes: str = ""
+    #: The named type the payload (or the reply) is, if it is one: the page links to it.
+    payload_ref: str = ""
+    reply_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,64 +49,69 @@ class Page:
     types: list[Entry]
 
 
-def _type(source: Any, schema: dict[str, Any]) -> str:
-    return "none (no p)" if source is NO_PAYLOAD else ts_type(schema)
-
-
 def page(cat: Catalog, title: str, version: str) -> Page:
     """The page of ``cat``."""
     payloads, defs = describe(cat, "#/$defs/{model}")
+    named = {identifier(name) for name in defs}
+
+    def typed(source: Any, schema: dict[str, Any]) -> tuple[str, str]:
+        """``(the type as TypeScript, the named type it is or "")``."""
+        text = "none (no p)" if source is NO_PAYLOAD else ts_type(schema)
+        return text, text if text in named else ""
+
     incoming = []
     for inc in cat.incoming:
-        states = "States q, then r (with progress), then the reply. " if inc.cls.deferred else ""
+        payload, payload_ref = typed(inc.payload, payloads["in", inc.name])
+        reply, reply_ref = typed(inc.reply, payloads["reply", inc.name])
         may_fail = f"Errors: {', '.join(inc.errors)}, and any error.* the handler raises."
+        notes = f"{traits(inc.cls)} {may_fail}"
         incoming.append(
             Entry(
                 inc.name,
-                summary_of(inc.cls),
-                _type(inc.payload, payloads["in", inc.name]),
+                _text(summary_of(inc.cls)),
+                payload,
                 inc.reply_type,
-                _type(inc.reply, payloads["reply", inc.name]),
-                f"{traits(inc.cls)} {states}{may_fail}",
+                reply,
+                notes,
+                payload_ref,
+                reply_ref,
             )
         )
-    outgoing = [
-        Entry(
-            out.name,
-            summary_of(out.cls),
-            _type(out.payload, payloads["out", out.name]),
-            notes=_kinds(out.kinds),
+    outgoing = []
+    for out in cat.outgoing:
+        payload, payload_ref = typed(out.payload, payloads["out", out.name])
+        notes = f"Published to topics of kind {', '.join(out.kinds)}." if out.kinds else ""
+        outgoing.append(
+            Entry(out.name, _text(summary_of(out.cls)), payload, notes=notes, payload_ref=payload_ref)
         )
-        for out in cat.outgoing
-    ]
-    errors = [
-        Entry(name, summary, _type(source, payloads["out", name]))
-        for name, summary, source, failed in cat.sent()
-        if failed or name not in {out.name for out in cat.outgoing}
-    ]
+    errors = []
+    for name, summary, source, failed in cat.sent():
+        if failed or name not in {out.name for out in cat.outgoing}:
+            payload, payload_ref = typed(source, payloads["out", name])
+            errors.append(Entry(name, _text(summary), payload, payload_ref=payload_ref))
     topics = [
-        Entry(
-            kind.name if kind.key is None else f"{kind.name}:<key>",
-            summary_of(kind.cls),
-            notes=" ".join(
-                filter(
-                    None,
-                    [
-                        f"Key: {kind.key}." if kind.key else "No key.",
-                        "Every connection joins it." if kind.cls.auto_join else "",
-                        f"Published to it: {', '.join(kind.messages)}." if kind.messages else "",
-                    ],
-                )
-            ),
-        )
-        for kind in cat.topics
+        Entry(_topic_name(kind), _text(summary_of(kind.cls)), notes=_topic_notes(kind)) for kind in cat.topics
     ]
     types = [
-        Entry(identifier(name), schema.get("description", ""), ts_type(schema))
+        Entry(identifier(name), _text(schema.get("description", "")), ts_type(schema))
         for name, schema in defs.items()
     ]
     return Page(title, version, cat.url, incoming, outgoing, errors, topics, types)
 
 
-def _kinds(kinds: tuple[str, ...]) -> str:
-    return f"Published to topics of kind {', '.join(kinds)}." if kinds else ""
+def _text(summary: str) -> str:
+    """A docstring's summary for people: reStructuredText's double backquotes dropped."""
+    return summary.replace("``", "")
+
+
+def _topic_name(kind: TopicKind) -> str:
+    return kind.name if kind.key is None else f"{kind.name}:<key>"
+
+
+def _topic_notes(kind: TopicKind) -> str:
+    said = [f"Key: {kind.key}." if kind.key else "No key."]
+    if kind.cls.auto_join:
+        said.append("Every connection joins it.")
+    if kind.messages:
+        said.append(f"Published to it: {', '.join(kind.messages)}.")
+    return " ".join(said)

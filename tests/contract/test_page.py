@@ -19,8 +19,10 @@ def test_the_page_lists_messages_errors_topics_and_named_types():
     assert "Errors: error.rate_limited, " in add.notes
     write = incoming["contract.write"]
     assert write.reply_type == "contract.noted"
-    assert "States q, then r (with progress), then the reply." in write.notes
-    assert incoming["contract.forget"].payload == "none (no p)"
+    assert "Deferred: a task worker runs it (states q, then r)." in write.notes
+    assert (add.payload_ref, add.reply_ref, write.payload_ref) == ("Pair", "Sum", "NoteForm")
+    assert (incoming["contract.forget"].payload, incoming["contract.forget"].payload_ref) == ("none (no p)", "")
+    assert incoming["contract.list"].reply_ref == ""  # number[]: no named type to link to
     assert [entry.name for entry in shown.outgoing] == ["contract.loose", "contract.noted"]
     assert "error.validation" in [entry.name for entry in shown.errors]
     assert "s.closing" in [entry.name for entry in shown.errors]
