@@ -21,7 +21,8 @@ def test_the_page_lists_messages_errors_topics_and_named_types():
     assert write.reply_type == "contract.noted"
     assert "Deferred: a task worker runs it (states q, then r)." in write.notes
     assert (add.payload_ref, add.reply_ref, write.payload_ref) == ("Pair", "Sum", "NoteForm")
-    assert (incoming["contract.forget"].payload, incoming["contract.forget"].payload_ref) == ("none (no p)", "")
+    forget = incoming["contract.forget"]
+    assert (forget.payload, forget.payload_ref) == ("none (no p)", "")
     assert incoming["contract.list"].reply_ref == ""  # number[]: no named type to link to
     assert [entry.name for entry in shown.outgoing] == ["contract.loose", "contract.noted"]
     assert "error.validation" in [entry.name for entry in shown.errors]
