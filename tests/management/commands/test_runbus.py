@@ -175,4 +175,3 @@ def test_runbus_logs_no_token_of_a_url(tmp_path):
     assert "SECRET" not in output, output
     assert '"GET /?token=[redacted] HTTP/1.1" 200' in output, output
     assert '"WebSocket /ws/?a=1&token=[redacted]" [accepted]' in output, output
-
