@@ -148,10 +148,22 @@ local function add(key, conns)
   members[key] = {tonumber(conns), redis.call('HGET', KEYS[2], key) or '{}'}
 end
 if count > 0 then
-  local flat = redis.call('HGETALL', KEYS[1])
-  local last = #flat
-  if limit >= 0 and limit * 2 < last then last = limit * 2 end
-  for i = 1, last, 2 do add(flat[i], flat[i + 1]) end
+  if limit < 0 or count <= limit then
+    local flat = redis.call('HGETALL', KEYS[1])
+    for i = 1, #flat, 2 do add(flat[i], flat[i + 1]) end
+  else  -- a big room: read about limit entries, not the whole hash, per subscribe
+    local cursor, listed = '0', 0
+    repeat
+      local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', limit)
+      cursor = page[1]
+      for i = 1, #page[2], 2 do
+        if listed < limit and not members[page[2][i]] then
+          add(page[2][i], page[2][i + 1])
+          listed = listed + 1
+        end
+      end
+    until cursor == '0' or listed >= limit
+  end
   for i = 3, #ARGV do
     local conns = redis.call('HGET', KEYS[1], ARGV[i])
     if conns then add(ARGV[i], conns) end

@@ -135,12 +135,14 @@ async def test_a_retired_process_is_out_of_the_list_and_nobody_sweeps_it(stores)
     assert again.joins == {"4": {"info": ALICE, "conns": 1}}
 
 
-async def test_a_read_lists_at_most_limit_members_and_the_keys_asked_besides(stores):
+@pytest.mark.parametrize("size", [10, 1000])  # a small hash is read whole, a big one in pages
+async def test_a_read_lists_at_most_limit_members_and_the_keys_asked_besides(stores, size):
     first, _ = stores
-    await write(first, {"room": {str(n): (1, {"name": f"u{n}"}) for n in range(10)}})
+    await write(first, {"room": {str(n): (1, {"name": f"u{n}"}) for n in range(size)}})
     state = await first.read("room", 3)
-    assert (len(state.members), state.count) == (3, 10)
-    also = next(str(n) for n in range(10) if str(n) not in state.members)
+    assert (len(state.members), state.count) == (3, size)
+    assert (len((await first.read("room", None)).members)) == size
+    also = next(str(n) for n in range(size) if str(n) not in state.members)
     state = await first.read("room", 3, {also, "nobody"})
     assert len(state.members) == 4
     assert state.members[also] == {"info": {"name": f"u{also}"}, "conns": 1}
