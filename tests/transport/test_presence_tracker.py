@@ -13,14 +13,18 @@ import asyncio
 import logging
 from typing import Any
 
+import orjson
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 
 from channelbus.testing import RequestFailed
 from channelbus.topics import Topic, topic_kinds
 from channelbus.transport import get_hub
+from channelbus.transport.hub import Hub
 from tests import presence_kinds  # noqa: F401 - registers the test kinds
 from tests.presence_view import PresenceView
+from tests.redis_support import OwnRedis, layer_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -283,3 +287,70 @@ async def test_the_server_api_reads_what_the_wire_does(bus_client, users, by_han
     assert await apresence(LOBBY) == {str(alice.pk): entry("alice")}
     await flush()
     assert await apresence(LOBBY) == {str(alice.pk): entry("alice")}
+
+
+class Tab:
+    """A hub Endpoint as the tracker sees it: its user (None: signed out) and the frames offered to it."""
+
+    def __init__(self, name: str, user: Any = None) -> None:
+        self.connection_id, self.user = name, user
+        self.topics: set[str] = set()
+        self.closed, self.sending, self.raw = False, 0, None
+        self.frames: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+
+    def offer(self, text: str, volatile: bool = False) -> None:
+        self.frames.append(orjson.loads(text))
+        self.arrived.set()
+
+    def diffs(self) -> list[dict[str, Any]]:
+        """The ``p`` of each diff offered so far (taken: the next call gives the newer ones)."""
+        taken, self.frames = [f["p"] for f in self.frames if f["t"] == "presence.diff"], []
+        return taken
+
+
+@pytest.fixture
+async def redis_hub(users, by_hand):
+    """A started hub on RedisChannelLayer over a redis-server of the test's own (that it may kill)."""
+    own = OwnRedis()
+    own.start()
+    with override_settings(CHANNEL_LAYERS=layer_settings("redis", own.url)):
+        hub = Hub(asyncio.get_running_loop())
+        await hub.start()
+        yield hub, own
+        await hub.stop()
+    own.kill()
+
+
+async def until_diff(tab: Tab) -> list[dict[str, Any]]:
+    """The diffs the tab got (they come through Redis: wait for the first)."""
+    async with asyncio.timeout(5):
+        await tab.arrived.wait()
+    tab.arrived.clear()
+    return tab.diffs()
+
+
+async def test_on_redis_a_batch_that_fails_waits_and_members_lost_by_redis_are_written_again(
+    redis_hub, users, caplog
+):
+    hub, own = redis_hub
+    alice, bob = users["alice"], users["bob"]
+    watcher = Tab("watcher")
+    await hub.join(watcher, LOBBY)
+    await hub.join(Tab("a1", alice), LOBBY)
+    await hub.presence.flush()
+    [first] = await until_diff(watcher)
+    assert first["joins"] == {str(alice.pk): entry("alice")}
+    own.kill()
+    await hub.join(Tab("b1", bob), LOBBY)
+    with caplog.at_level(logging.WARNING, logger="channelbus"):
+        await hub.presence.flush()  # fails: logged once, bob stays pending
+    assert "cannot be reached" in caplog.text
+    own.start()  # empty: alice's entry is gone too, and the hub's layer groups
+    await hub.check_layer()  # the groups back (the hub's own check does it within LAYER_CHECK_INTERVAL)
+    await hub.presence.flush()  # this process's entry is lost: told so, it writes everything again
+    [back] = await until_diff(watcher)
+    assert back["joins"] == {str(alice.pk): entry("alice"), str(bob.pk): entry("bob")}
+    assert back["count"] == 2
+    state = await hub.presence_state(LOBBY)
+    assert state["members"] == {str(alice.pk): entry("alice"), str(bob.pk): entry("bob")}
