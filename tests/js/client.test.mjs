@@ -673,3 +673,126 @@ test("a re-sent request that is in flight when the socket drops again rejects wi
   assert.equal(bus._pending.size, 0);
   bus.close();
 });
+
+// -- presence() --------------------------------------------------------------------------------------------------
+
+const entry = (name, conns = 1) => ({ info: { name }, conns });
+const presenceState = (members, v) => ({ members, count: Object.keys(members).length, v, truncated: false });
+const diffFrame = (v, joins, leaves, count) => ({ t: "presence.diff", c: "chat.room:lobby", p: { topic: "chat.room:lobby", joins, leaves, count, v } });
+
+/** A connected bus following chat.room:lobby's presence, its subscribe answered with members at version v. */
+function presenceBus(members, v) {
+  const { bus, events } = makeBus();
+  const ws = FakeSocket.last;
+  ws.open();
+  const calls = [];
+  const stop = bus.presence("chat.room:lobby", (map, change) => calls.push({ map, change }));
+  assert.deepEqual([ws.sent[0].t, ws.sent[0].p], ["topic.subscribe", { topic: "chat.room:lobby" }]);
+  ws.deliver({ t: "topic.subscribed", i: ws.sent[0].i, s: "s", p: { topic: "chat.room:lobby", state: [], presence: presenceState(members, v) } });
+  return { bus, events, ws, calls, stop };
+}
+
+test("presence: the subscribe's state, then joins and leaves; a user with two connections is one member", async () => {
+  const { bus, ws, calls, stop } = presenceBus({ 4: entry("alice") }, 100);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(calls[0].map, { 4: entry("alice") });
+  assert.equal(calls[0].change.reset, true);
+  assert.deepEqual(calls[0].change.joins, { 4: entry("alice") });
+
+  ws.deliver(diffFrame(101, { 9: entry("bob") }, {}, 2));
+  assert.deepEqual(calls[1].map, { 4: entry("alice"), 9: entry("bob") });
+  assert.deepEqual([calls[1].change.reset, calls[1].change.count, calls[1].change.v], [false, 2, 101]);
+  // Bob opens a second tab: the same member, conns 2.
+  ws.deliver(diffFrame(102, { 9: entry("bob", 2) }, {}, 2));
+  assert.deepEqual(calls[2].map, { 4: entry("alice"), 9: entry("bob", 2) });
+  // One tab closes: still there with conns 1; the last one closes: gone.
+  ws.deliver(diffFrame(103, { 9: entry("bob", 1) }, {}, 2));
+  ws.deliver(diffFrame(104, {}, { 9: { info: { name: "bob" }, conns: 0 } }, 1));
+  assert.deepEqual(calls.at(-1).map, { 4: entry("alice") });
+  assert.deepEqual(calls.at(-1).change.leaves, { 9: { info: { name: "bob" }, conns: 0 } });
+  assert.equal(calls.length, 5);
+  // The callback's map is a copy: changing it changes nothing in the bus.
+  calls.at(-1).map[99] = entry("mallory");
+  ws.deliver(diffFrame(105, { 12: entry("carol") }, {}, 2));
+  assert.deepEqual(Object.keys(calls.at(-1).map).sort(), ["12", "4"]);
+
+  stop(); // before the subscribe's promise settled: the leave follows once it has
+  await sleep(0);
+  assert.deepEqual([ws.sent.at(-1).t, ws.sent.at(-1).p], ["topic.leave", { topic: "chat.room:lobby" }]);
+  ws.deliver(diffFrame(106, {}, { 12: entry("carol", 0) }, 1));
+  assert.equal(calls.length, 6);
+  bus.close();
+});
+
+test("presence: a diff whose v is not above the map's is dropped; a jump in v asks presence.get once", async () => {
+  const { bus, ws, calls } = presenceBus({ 4: entry("alice"), 9: entry("bob") }, 200);
+  // Held back during the subscribe and sent after the reply: the state holds it already.
+  ws.deliver(diffFrame(200, { 9: entry("bob") }, {}, 2));
+  ws.deliver(diffFrame(150, {}, { 4: entry("alice", 0) }, 1));
+  assert.equal(calls.length, 1);
+  assert.equal(ws.sent.length, 1);
+
+  // v jumps from 200 to 203: applied, and one presence.get (not two for the next jump while it is out).
+  ws.deliver(diffFrame(203, { 12: entry("carol") }, {}, 3));
+  ws.deliver(diffFrame(206, { 13: entry("dave") }, {}, 4));
+  assert.deepEqual(Object.keys(calls.at(-1).map).sort(), ["12", "13", "4", "9"]);
+  const asks = ws.sent.filter((frame) => frame.t === "presence.get");
+  assert.deepEqual(asks.map((frame) => frame.p), [{ topic: "chat.room:lobby" }]);
+  // The late diff (v 202, bob left) is older than the map: dropped; the state says what is exact.
+  ws.deliver(diffFrame(202, {}, { 9: entry("bob", 0) }, 2));
+  assert.ok("9" in calls.at(-1).map);
+  ws.deliver({ t: "presence.state", i: asks[0].i, s: "s", p: { topic: "chat.room:lobby", ...presenceState({ 4: entry("alice"), 12: entry("carol"), 13: entry("dave") }, 206) } });
+  await sleep(0);
+  assert.deepEqual(Object.keys(calls.at(-1).map).sort(), ["12", "13", "4"]);
+  assert.deepEqual(calls.at(-1).change.leaves, { 9: { info: { name: "bob" }, conns: 0 } });
+  assert.equal(calls.at(-1).change.reset, true);
+  // A state older than the map is ignored.
+  ws.deliver(diffFrame(207, { 14: entry("erin") }, {}, 4));
+  const count = calls.length;
+  const again = bus.request("presence.get", { topic: "chat.room:lobby" });
+  ws.deliver({ t: "presence.state", i: ws.sent.at(-1).i, s: "s", p: { topic: "chat.room:lobby", ...presenceState({}, 100) } });
+  await again;
+  assert.equal(calls.length, count);
+  bus.close();
+});
+
+test("presence: rebuilt from the resubscribe's state after a reconnect, whatever its v", async () => {
+  const { bus, ws, calls } = presenceBus({ 4: entry("alice"), 9: entry("bob") }, 500);
+  ws.drop(1006);
+  await sleep(10);
+  const ws2 = FakeSocket.last;
+  assert.notEqual(ws2, ws);
+  ws2.open();
+  assert.deepEqual([ws2.sent[0].t, ws2.sent[0].p], ["topic.subscribe", { topic: "chat.room:lobby" }]);
+  // A server restarted on another clock: v below the old one still replaces the map (bob left meanwhile).
+  ws2.deliver({ t: "topic.subscribed", i: ws2.sent[0].i, s: "s", p: { topic: "chat.room:lobby", state: [], presence: presenceState({ 4: entry("alice"), 12: entry("carol") }, 300) } });
+  assert.deepEqual(calls.at(-1).map, { 4: entry("alice"), 12: entry("carol") });
+  assert.deepEqual(calls.at(-1).change.joins, { 12: entry("carol") });
+  assert.deepEqual(Object.keys(calls.at(-1).change.leaves), ["9"]);
+  ws2.deliver(diffFrame(301, {}, { 12: entry("carol", 0) }, 1));
+  assert.deepEqual(calls.at(-1).map, { 4: entry("alice") });
+  bus.close();
+});
+
+test("presence: a second callback hears the members held; a refused topic reaches onError", async () => {
+  const { bus, ws, calls } = presenceBus({ 4: entry("alice") }, 10);
+  const later = [];
+  const stopLater = bus.presence("chat.room:lobby", (map, change) => later.push([map, change.reset]));
+  await sleep(0);
+  assert.deepEqual(later, [[{ 4: entry("alice") }, true]]);
+  ws.deliver(diffFrame(11, { 9: entry("bob") }, {}, 2));
+  assert.equal(later.length, 2);
+  assert.equal(calls.length, 2);
+  stopLater();
+  ws.deliver(diffFrame(12, {}, { 9: entry("bob", 0) }, 1));
+  assert.equal(later.length, 2);
+  assert.equal(calls.length, 3);
+
+  const errors = [];
+  bus.presence("chat.room:secret", () => assert.fail("no members"), { onError: (error) => errors.push(error.type) });
+  const asked = ws.sent.at(-1);
+  ws.deliver({ t: "error.subscribe", i: asked.i, s: "f", p: { msg: "You may not subscribe to chat.room:secret.", topic: "chat.room:secret" } });
+  await sleep(0);
+  assert.deepEqual(errors, ["error.subscribe"]);
+  bus.close();
+});

@@ -6,8 +6,8 @@ import {
   clearErrors, expandBatch, fieldNames, formPayload, showErrors, unsafeAttribute,
 } from "../../channelbus/static/channelbus/channelbus.mjs";
 import type {
-  BackoffOptions, BoundElementEventMap, BusEventMap, BusOptions, CloseDetail, Frame, NoticeLevel, RequestOptions,
-  State, SubscribeOptions, Subscription,
+  BackoffOptions, BoundElementEventMap, BusEventMap, BusOptions, CloseDetail, Frame, NoticeLevel, PresenceChange,
+  PresenceEntry, PresenceMembers, PresenceOptions, RequestOptions, State, SubscribeOptions, Subscription,
 } from "../../channelbus/static/channelbus/channelbus.mjs";
 import channelbusDefault from "../../channelbus/static/channelbus/channelbus.mjs";
 // The page's import path, mapped with "paths" in tsconfig.json as docs/client.md recommends.
@@ -217,6 +217,27 @@ async function join(): Promise<void> {
   await myBus.subscribe("broadcast");
 }
 void join;
+
+// -- presence() ---------------------------------------------------------------------------------------------------
+
+interface Badge {
+  name: string;
+  team?: string;
+}
+
+const onPresenceError: PresenceOptions = { onError: (error: BusError) => console.warn(error.type) };
+const stopPresence: () => void = myBus.presence<Badge>("chat.room:lobby", (members, change: PresenceChange<Badge>) => {
+  const names: string[] = Object.values(members).map((entry: PresenceEntry<Badge>) => entry.info.name);
+  const left: string[] = Object.keys(change.leaves);
+  const counted: [number, number, boolean, boolean, string] = [change.count, change.v, change.truncated, change.reset, change.topic];
+  void [names, left, counted];
+}, onPresenceError);
+stopPresence();
+myBus.presence("doc:7", (members: PresenceMembers) => console.log(Object.keys(members).length));
+// @ts-expect-error conns is a number
+myBus.presence<Badge>("chat.room:lobby", (members) => { const conns: string = members["4"].conns; void conns; });
+// @ts-expect-error the callback is required
+myBus.presence("chat.room:lobby");
 
 // -- Notices ------------------------------------------------------------------------------------------------------
 

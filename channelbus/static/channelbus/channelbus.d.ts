@@ -143,6 +143,39 @@ export interface Subscription<S = unknown> {
   unsubscribe(): Promise<unknown>;
 }
 
+/** A member of a presence topic (docs/protocol.md#presence). */
+export interface PresenceEntry<I = Record<string, unknown>> {
+  /** The member's public info: by default {name}, or what the topic kind's presence function returns. */
+  info: I;
+  /** Their connections following the topic, over every server process (0 in leaves). */
+  conns: number;
+}
+
+/** The members by user key (their pk as a string). */
+export type PresenceMembers<I = Record<string, unknown>> = Record<string, PresenceEntry<I>>;
+
+/** What changed, given to a presence() callback with the members. */
+export interface PresenceChange<I = Record<string, unknown>> {
+  topic: string;
+  /** Members who arrived or whose entry changed (another tab: conns 2). */
+  joins: PresenceMembers<I>;
+  /** Members who left, with their last info and conns 0. */
+  leaves: PresenceMembers<I>;
+  /** How many members there are (more than the map holds when truncated). */
+  count: number;
+  /** The topic's presence version. */
+  v: number;
+  /** The server listed fewer members than count (PRESENCE_MAX_MEMBERS). */
+  truncated: boolean;
+  /** true: a whole state replaced the map (the first one, after a reconnect, or presence.get); false: a diff. */
+  reset: boolean;
+}
+
+export interface PresenceOptions {
+  /** A refused subscribe or presence.get (error.subscribe, ...); default: console.warn. */
+  onError?: (error: BusError) => void;
+}
+
 export interface CloseDetail {
   code: number;
   reason: string;
@@ -209,6 +242,15 @@ export class Bus extends EventTarget {
     handler: (frame: Frame<P>) => void,
     options?: SubscribeOptions<S>,
   ): Promise<Subscription<S>>;
+  /**
+   * Keep the live members of a presence topic (following it meanwhile): callback gets a fresh copy of the
+   * members and what changed, on the first state, on each change and after a reconnect. Returns the stop function.
+   */
+  presence<I = Record<string, unknown>>(
+    topic: string,
+    callback: (members: PresenceMembers<I>, change: PresenceChange<I>) => void,
+    options?: PresenceOptions,
+  ): () => void;
   /** Bind the [data-bus-type] elements under root (default document), also those added later. Returns unbind. */
   bind(root?: Document | Element): () => void;
   /** Send the message a bound element names, with its payload; shows errors next to fields. */

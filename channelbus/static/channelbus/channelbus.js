@@ -101,6 +101,71 @@
     }
   }
 
+  /**
+   * The members of one presence topic as the client keeps them (docs/protocol.md#presence): the map
+   * {<user key>: {info, conns}}, count, truncated and the version v, from states and diffs in any order.
+   */
+  class PresenceMap {
+    constructor() {
+      this.members = {};
+      this.count = 0;
+      this.truncated = false;
+      this.v = null; // null: no state yet, so no diff can be applied
+    }
+
+    /**
+     * Take a state (topic.subscribed's presence, or presence.state) unless it is older than what is held
+     * (force: after a reconnect, start over whatever its v). Returns the change as a diff
+     * {joins, leaves, count, v, truncated, reset: true}, or null when the state was ignored.
+     */
+    applyState(state, force = false) {
+      if (!state || !Number.isFinite(state.v)) return null;
+      if (!force && this.v != null && state.v < this.v) return null;
+      const members = state.members || {};
+      const joins = {};
+      const leaves = {};
+      for (const [key, entry] of Object.entries(members)) {
+        if (!sameEntry(this.members[key], entry)) joins[key] = entry;
+      }
+      for (const [key, entry] of Object.entries(this.members)) {
+        if (!(key in members)) leaves[key] = { info: entry.info, conns: 0 };
+      }
+      this.members = { ...members };
+      this.count = Number.isInteger(state.count) ? state.count : Object.keys(members).length;
+      this.truncated = Boolean(state.truncated);
+      this.v = state.v;
+      return { joins, leaves, count: this.count, v: this.v, truncated: this.truncated, reset: true };
+    }
+
+    /**
+     * Apply a presence.diff payload. Returns {change, gap}: change is the applied diff (with reset: false)
+     * or null when it was dropped (no state yet, or v not above the one held: the state holds it already);
+     * gap is true when v jumped by more than one, so a diff may be missing or late (ask presence.get).
+     */
+    applyDiff(diff) {
+      if (!diff || !Number.isFinite(diff.v) || this.v == null || diff.v <= this.v) return { change: null, gap: false };
+      const gap = diff.v > this.v + 1;
+      const joins = diff.joins || {};
+      const leaves = diff.leaves || {};
+      // Leaves first, then joins: a key in both (left on one process, joined on another) stays.
+      for (const key of Object.keys(leaves)) delete this.members[key];
+      for (const [key, entry] of Object.entries(joins)) this.members[key] = entry;
+      this.count = Number.isInteger(diff.count) ? diff.count : Object.keys(this.members).length;
+      this.v = diff.v;
+      const change = { joins, leaves, count: this.count, v: this.v, truncated: this.truncated, reset: false };
+      return { change, gap };
+    }
+  }
+
+  /** Whether a presence change adds, changes or removes any member. */
+  function hasChanges(change) {
+    return Object.keys(change.joins).length > 0 || Object.keys(change.leaves).length > 0;
+  }
+
+  function sameEntry(a, b) {
+    return Boolean(a && b) && a.conns === b.conns && JSON.stringify(a.info) === JSON.stringify(b.info);
+  }
+
   /** An s.batch frame as its individual frames {t, c, p}, in order; any other frame as [frame]. */
   function expandBatch(frame) {
     if (!frame || frame.t !== "s.batch" || !frame.p || !Array.isArray(frame.p.payloads)) return [frame];
@@ -191,6 +256,7 @@
       this._pending = new Map(); // trace id -> request entry; removed on the terminal frame or timeout
       this._handlers = new Map(); // message type -> Set of handlers (server-initiated frames)
       this._subs = new Map(); // topic -> {handlers: Set, live: boolean, position: Position | null}
+      this._presence = new Map(); // topic -> {map: PresenceMap, callbacks: Set, asking: boolean}
       this.tabId = newTabId(); // trace ids are "<tabId>-<counter>": unique per tab, see newTabId
       this._seq = 0;
       this._attempt = 0;
@@ -323,9 +389,11 @@
         if (name !== topic) {
           this._subDelete(topic, hook);
           this._subAdd(name, hook);
+          this._presenceRename(topic, name);
         }
         const sub = this._subs.get(name);
         sub.live = true;
+        if (p && p.presence) this._presenceState(name, p.presence, false);
         if (p && p.epoch != null) {
           if (sub.position) sub.position.moveTo(p.n, p.epoch);
           else sub.position = new Position(p.n, p.epoch);
@@ -338,6 +406,52 @@
           throw error;
         },
       );
+    }
+
+    /**
+     * Keep the live members of a presence topic: callback(members, change) is called with the member map
+     * {<user key>: {info, conns}} (a fresh copy each time) and what changed ({joins, leaves, count, v,
+     * truncated, reset}; reset: true when a whole state replaced the map), first when the subscribe's reply
+     * (or presence.get) gives the state, then on each presence.diff that changes something, and again after
+     * a reconnect. Follows the topic (subscribe) for as long as it is kept. options.onError(error) hears a
+     * refused subscribe or presence.get (default: console.warn). Returns the function that stops it.
+     */
+    presence(topic, callback, options) {
+      const warn = (error) => {
+        if (error.type !== "client.closed") console.warn(`channelbus: presence of ${topic}:`, error.message);
+      };
+      const onError = (options && options.onError) || warn;
+      let entry = this._presence.get(topic);
+      if (!entry) this._presence.set(topic, (entry = { map: new PresenceMap(), callbacks: new Set(), asking: false }));
+      const hook = (members, change) => callback(members, change); // one entry per call
+      entry.callbacks.add(hook);
+      if (entry.map.v != null) {
+        // Known already (another caller): this one hears the current members too, after presence() returns.
+        const { map } = entry;
+        const change = { joins: { ...map.members }, leaves: {}, count: map.count, v: map.v, truncated: map.truncated, reset: true };
+        queueMicrotask(() => { if (entry.callbacks.has(hook)) this._safely(() => hook({ ...map.members }, change)); });
+      }
+      let stopped = false;
+      let unsubscribe = null;
+      this.subscribe(topic, () => {}).then(
+        (sub) => {
+          if (stopped) return sub.unsubscribe();
+          unsubscribe = sub.unsubscribe;
+          // A reply without presence (a kind without it, an older server): ask, to hear why or get it.
+          const kept = this._presence.get(sub.topic);
+          if (kept && kept.map.v == null) this._askPresence(sub.topic, onError);
+          return null;
+        },
+        (error) => onError(error),
+      );
+      return () => {
+        if (stopped) return;
+        stopped = true;
+        for (const [name, kept] of this._presence) {
+          if (kept.callbacks.delete(hook) && !kept.callbacks.size) this._presence.delete(name);
+        }
+        if (unsubscribe) unsubscribe();
+      };
     }
 
     /**
@@ -420,6 +534,47 @@
       applyDomAction(this._dom, frame);
     }
 
+    /** A presence state for topic (a subscribe's reply or presence.state): replace the map, tell the callbacks. */
+    _presenceState(topic, state, force) {
+      const entry = this._presence.get(topic);
+      if (!entry) return;
+      const change = entry.map.applyState(state, force);
+      // The first state is always told (the page draws the list); later ones only when something changed.
+      if (change && (force || !entry.told || hasChanges(change))) this._tellPresence(topic, entry, change);
+    }
+
+    _presenceDiff(topic, diff) {
+      const entry = this._presence.get(topic);
+      if (!entry) return;
+      const { change, gap } = entry.map.applyDiff(diff);
+      if (change && hasChanges(change)) this._tellPresence(topic, entry, change);
+      // A jump in v: a diff of another process may be missing or late; one presence.get makes it exact.
+      if (gap) this._askPresence(topic, null);
+    }
+
+    _tellPresence(topic, entry, change) {
+      entry.told = true;
+      const full = { topic, ...change };
+      for (const hook of [...entry.callbacks]) this._safely(() => hook({ ...entry.map.members }, full));
+    }
+
+    _askPresence(topic, onError) {
+      const entry = this._presence.get(topic);
+      if (!entry || entry.asking) return;
+      entry.asking = true;
+      this.request("presence.get", { topic }).then(
+        (state) => { entry.asking = false; this._presenceState(topic, state, false); },
+        (error) => { entry.asking = false; if (onError) onError(error); },
+      );
+    }
+
+    /** The server normalised the topic's name (user:042 -> user:42): keep the map under the new name. */
+    _presenceRename(from, to) {
+      const entry = this._presence.get(from);
+      if (!entry || this._presence.has(to)) return;
+      this._presence.delete(from);
+      this._presence.set(to, entry);
+    }
 
     _subAdd(topic, hook) {
       let sub = this._subs.get(topic);
@@ -505,6 +660,8 @@
           this._emit("unrecovered", { topic, state });
         }
         this._emit("resubscribed", { topic, state, recovered });
+        // Rule 4 of the protocol's presence: after a reconnect the reply's state replaces the map, whatever v.
+        if (reply.presence) this._presenceState(topic, reply.presence, true);
       };
       this._request("topic.subscribe", payload, {}, onReply).catch((error) => {
         if (error.type === "client.disconnected" || error.type === "client.closed") return;
@@ -544,6 +701,7 @@
       const followed = f.c == null ? undefined : this._subs.get(f.c);
       if (followed && followed.position && Number.isInteger(f.n) && !followed.position.accept(f.n, f.e)) return;
       if (f.t === "s.closing") this._closing = f.p || null;
+      if (f.t === "presence.diff" && f.p) this._presenceDiff(f.p.topic || f.c, f.p);
       if (f.t === "topic.left" && f.i == null && f.p && this._subs.delete(f.p.topic)) {
         this._emit("subscriptionlost", { topic: f.p.topic, error: new BusError("topic.left", f.p, f) });
       }
