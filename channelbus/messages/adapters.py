@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import models
 
 __all__ = [
@@ -103,7 +104,14 @@ class ClassAdapter:
             raise TypeError(self.problem)
         if not isinstance(payload, dict):
             raise not_an_object(self.schema)
-        return self.validated(payload)
+        try:
+            return self.validated(payload)
+        except SynchronousOnlyOperation as exc:  # a query on the event loop: say what to change
+            raise TypeError(
+                f"{self.schema.__name__} queries the database while it validates, which an async def "
+                "handle cannot allow: give the message class a plain def handle, or deferred = True "
+                "(docs/schema.md)."
+            ) from exc
 
 
 class UnusableSchema:

@@ -61,6 +61,32 @@ class DeferredContact(Message):
         return {"name": self.data["name"], "age": self.data["age"]}
 
 
+class OwnerForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.all())
+
+
+@registry.register
+class SyncOwner(Message):
+    """Its form queries the database: fine in a plain def handle's thread."""
+
+    name = "forms.sync_owner"
+    schema = OwnerForm
+
+    def handle(self):
+        return {"owner": self.data["owner"].get_username()}
+
+
+@registry.register
+class AsyncOwner(Message):
+    """The same form on the event loop, where Django refuses the query."""
+
+    name = "forms.async_owner"
+    schema = OwnerForm
+
+    async def handle(self):
+        return {"owner": self.data["owner"].get_username()}
+
+
 class FormConsumer(BusConsumer):
     registry = registry
 
@@ -226,3 +252,13 @@ def test_the_json_schema_of_a_form():
 )
 def test_field_schemas(field, schema):
     assert field_schema(field) == schema
+
+
+async def test_validation_that_queries_the_database_needs_a_thread(bus_client, user, caplog):
+    client = await connect(bus_client, user)
+    assert await client.request("forms.sync_owner", {"owner": user.pk}) == {"owner": "alice"}
+    with pytest.raises(RequestFailed) as exc:
+        await client.request("forms.async_owner", {"owner": user.pk})
+    assert exc.value.type == "error.server"
+    assert "OwnerForm queries the database while it validates" in caplog.text
+    assert "give the message class a plain def handle, or deferred = True" in caplog.text
