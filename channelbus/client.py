@@ -38,7 +38,15 @@ import orjson
 
 from .protocol import MAX_TRACE_ID_LENGTH, CloseCode, encode, states
 
-__all__ = ["BusClient", "Frame", "Position", "RequestFailed", "Subscription", "fetch_cookies"]
+__all__ = [
+    "BusClient",
+    "Frame",
+    "Position",
+    "PresenceMembers",
+    "RequestFailed",
+    "Subscription",
+    "fetch_cookies",
+]
 
 logger = logging.getLogger("channelbus")
 
@@ -128,6 +136,49 @@ class Position:
             ahead.discard(self.last)
 
 
+class PresenceMembers:
+    """The members of one presence topic as a client keeps them (docs/protocol.md, "Presence").
+
+    ``members`` maps a user key to ``{"info", "conns"}``; ``count`` and ``truncated`` are the server's,
+    ``v`` the version the map stands at (None before any state). States and diffs may come in any order:
+    :meth:`apply_state` and :meth:`apply_diff` keep the newest by ``v``.
+    """
+
+    def __init__(self) -> None:
+        self.members: dict[str, Any] = {}
+        self.count = 0
+        self.truncated = False
+        self.v: int | None = None
+
+    def apply_state(self, state: Any, *, force: bool = False) -> bool:
+        """Take a state unless it is older than the map (``force``: after a reconnect, whatever its ``v``)."""
+        if not isinstance(state, dict) or type(state.get("v")) is not int:
+            return False
+        if not force and self.v is not None and state["v"] < self.v:
+            return False
+        self.members = dict(state.get("members") or {})
+        self.count = int(state.get("count", len(self.members)))
+        self.truncated = bool(state.get("truncated"))
+        self.v = state["v"]
+        return True
+
+    def apply_diff(self, diff: Any) -> bool:
+        """Apply a ``presence.diff`` payload whose ``v`` is above the map's. Returns True when ``v``
+        jumped by more than one: a diff may be missing or late, ask ``presence.get`` to be exact."""
+        if not isinstance(diff, dict) or type(diff.get("v")) is not int:
+            return False
+        if self.v is None or diff["v"] <= self.v:
+            return False  # no state yet, or the state holds it already
+        gap = diff["v"] > self.v + 1
+        # Leaves first, then joins: a member who left one process and joined another stays.
+        for key in diff.get("leaves") or {}:
+            self.members.pop(key, None)
+        self.members.update(diff.get("joins") or {})
+        self.count = int(diff.get("count", len(self.members)))
+        self.v = diff["v"]
+        return gap
+
+
 class Subscription:
     """A topic a :class:`BusClient` follows (from :meth:`BusClient.subscribe`).
 
@@ -136,6 +187,8 @@ class Subscription:
     the last renewal said (None before any, or when no position was known; True: the missed
     frames were replayed; False: they could not be, ``state`` is fresh and ``on_reset`` was
     called), ``n`` and ``epoch`` the position reached, ``active`` False once left or lost.
+    ``presence`` is the live :class:`PresenceMembers` of a topic whose kind keeps presence (None for
+    others), and ``members`` its map.
     """
 
     def __init__(
@@ -155,7 +208,13 @@ class Subscription:
         self.lost: RequestFailed | TimeoutError | Frame | None = None
         self.handler = handler
         self.on_reset = on_reset
+        self.presence: PresenceMembers | None = None
         self._client = client
+
+    @property
+    def members(self) -> dict[str, Any] | None:
+        """The members now, ``{<user key>: {"info", "conns"}}`` (None: the topic keeps no presence)."""
+        return None if self.presence is None else self.presence.members
 
     @property
     def n(self) -> int:
@@ -182,6 +241,10 @@ class Subscription:
         # state covers what came before: count from the reply's n.
         if self.recovered is not True and p.get("epoch"):
             self.position.reset(int(p.get("n") or 0), p["epoch"])
+        if p.get("presence") is not None:
+            # A first subscribe or a renewal: either way the reply's state is where the map starts over.
+            self.presence = self.presence or PresenceMembers()
+            self.presence.apply_state(p["presence"], force=True)
         if self.recovered is False and self.on_reset is not None:
             await _call(self.on_reset, self)
 
@@ -286,6 +349,7 @@ class BusClient:
         self._attempt = 0
         self._reconnector: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one reconnect at a time
+        self._presence_refresh: asyncio.Future[None] | None = None  # a presence.get after a jump in v
 
     async def connect(self) -> BusClient:
         """Open the connection (subprotocol ``channelbus.v1``)."""
@@ -395,6 +459,21 @@ class BusClient:
 
         await self._request("topic.subscribe", {"topic": topic}, timeout, None, None, subscribed)
         return subscription
+
+    async def presence(self, topic: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """The members of presence topic ``topic`` now (``presence.get``).
+
+        ``{<user key>: {"info", "conns"}}``.
+
+        At most ``PRESENCE_MAX_MEMBERS`` of them (the server's limit). The client need not follow the
+        topic. Raises :class:`RequestFailed` (``error.subscribe`` for a topic it may not follow or a
+        kind without presence).
+        """
+        state = await self.request("presence.get", {"topic": topic}, timeout=timeout)
+        subscription = self._subs.get(topic)
+        if subscription is not None and subscription.presence is not None:
+            subscription.presence.apply_state(state)  # kept only if not older than the live map
+        return dict(state.get("members") or {})
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -681,6 +760,7 @@ class BusClient:
             epoch = e if isinstance(e, str) else None
             if type(n) is int and not subscription.position.accept(n, epoch):
                 return  # seen already (a replay overlapping what arrived): for nobody
+            self._presence_diff(subscription, frame)
             if subscription.handler is not None:
                 await _call(subscription.handler, frame)
         elif frame.get("t") == "topic.left" and i is None:
@@ -707,6 +787,22 @@ class BusClient:
             except Exception:  # an on_reset that raised: the reply still answers the request
                 logger.exception("channelbus client: applying %s failed", frame.get("t"))
         pending.future.set_result(frame)
+
+    def _presence_diff(self, subscription: Subscription, frame: Frame) -> None:
+        """Apply a followed topic's ``presence.diff`` to its members; on a jump in ``v``, ask the state."""
+        if frame.get("t") != "presence.diff" or subscription.presence is None:
+            return
+        if not subscription.presence.apply_diff(frame.get("p")):
+            return
+        # Ask presence.get once in the background: the reader cannot wait for its own reply.
+        if self._presence_refresh is not None and not self._presence_refresh.done():
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(RequestFailed, TimeoutError, ConnectionError):
+                await self.presence(subscription.topic)
+
+        self._presence_refresh = asyncio.ensure_future(refresh())
 
     def _revoked(self, frame: Frame) -> None:
         """``topic.left`` without ``i``: the server took the topic away; it is not renewed either."""

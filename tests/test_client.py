@@ -731,3 +731,99 @@ async def test_demo_replays_what_a_chat_room_missed_once_and_in_order(demo):
     finally:
         await sender.close()
         await listener.close()
+
+
+# -- Presence ----------------------------------------------------------------------------------------------
+
+
+def member(name, conns=1):
+    return {"info": {"name": name}, "conns": conns}
+
+
+def presence_state(members, v):
+    return {"members": members, "count": len(members), "v": v, "truncated": False}
+
+
+async def subscribed_with_presence(bus, peer, topic, members, v):
+    """bus.subscribe(topic) answered with a presence state, as a presence topic's reply is."""
+    pending = asyncio.ensure_future(bus.subscribe(topic))
+    request = await peer.next()
+    p = {"topic": topic, "state": [], "n": 0, "epoch": "e1", "presence": presence_state(members, v)}
+    await peer.send({"t": "topic.subscribed", "i": request["i"], "p": p, "s": "s"})
+    return await pending
+
+
+async def diff(peer, topic, v, joins=None, leaves=None):
+    p = {"topic": topic, "joins": joins or {}, "leaves": leaves or {}, "count": 0, "v": v}
+    await peer.send({"t": "presence.diff", "p": p, "c": topic})
+
+
+async def test_a_presence_subscription_keeps_its_members_by_v_and_asks_the_state_after_a_jump(scripted):
+    async with BusClient(scripted.url) as bus:
+        peer = await scripted.accept()
+        sub = await subscribed_with_presence(bus, peer, "chat.room:a", {"4": member("alice")}, 100)
+        assert sub.members == {"4": member("alice")}
+        await diff(peer, "chat.room:a", 101, joins={"9": member("bob")})
+        await diff(peer, "chat.room:a", 102, joins={"9": member("bob", 2)})  # bob's second tab: one member
+        await wait_for(lambda: sub.presence.v == 102)
+        assert sub.members == {"4": member("alice"), "9": member("bob", 2)}
+        await diff(peer, "chat.room:a", 100, leaves={"4": member("alice", 0)})  # older than the map: dropped
+        await diff(peer, "chat.room:a", 103, leaves={"9": member("bob", 0)})
+        await wait_for(lambda: sub.presence.v == 103)
+        assert sub.members == {"4": member("alice")}
+
+        await diff(peer, "chat.room:a", 107, joins={"12": member("carol")})  # a jump: one presence.get
+        ask = await peer.next()
+        assert (ask["t"], ask["p"]) == ("presence.get", {"topic": "chat.room:a"})
+        exact = presence_state({"4": member("alice"), "12": member("carol"), "13": member("dave")}, 107)
+        exact["topic"] = "chat.room:a"
+        await peer.send({"t": "presence.state", "i": ask["i"], "p": exact, "s": "s"})
+        await wait_for(lambda: "13" in sub.members)
+        assert set(sub.members) == {"4", "12", "13"}
+
+
+async def test_a_presence_subscription_starts_over_from_the_renewal_state(scripted):
+    async with BusClient(scripted.url) as bus:
+        peer = await scripted.accept()
+        sub = await subscribed_with_presence(bus, peer, "chat.room:b", {"4": member("alice")}, 500)
+
+        async def answer(new_peer):
+            request = await new_peer.next()
+            # A restarted server: v below the old one, still the state to start over from.
+            p = {"topic": "chat.room:b", "state": [], "n": 0, "epoch": "e2"}
+            p["presence"] = presence_state({}, 300)
+            await new_peer.send({"t": "topic.subscribed", "i": request["i"], "p": p, "s": "s"})
+
+        await reconnect_with(bus, scripted, answer)
+        assert (sub.members, sub.presence.v) == ({}, 300)
+
+
+async def test_a_topic_without_presence_has_no_members(scripted):
+    async with BusClient(scripted.url) as bus:
+        peer = await scripted.accept()
+        sub = await subscribe(bus, peer, "demo.all", 0, "e1")
+        assert sub.members is None
+
+
+async def test_demo_presence_lists_the_guests_of_a_room_and_shows_arrivals_and_departures(demo):
+    alice = await demo_client(demo)
+    bob = await demo_client(demo)
+    try:
+        room = "chat.room:presence-py"
+        sub = await alice.subscribe(room)
+        assert [entry["conns"] for entry in sub.members.values()] == [1]
+        (alice_key,) = sub.members
+        assert set(await bob.presence(room)) == {alice_key}  # asking does not make bob a member
+        await bob.subscribe(room)
+        await wait_for(lambda: len(sub.members) == 2)
+        (bob_key,) = set(sub.members) - {alice_key}
+        assert sub.members[bob_key]["info"]["name"].startswith("guest")
+        assert set(await bob.presence(room)) == {alice_key, bob_key}
+        await bob.close()
+        await wait_for(lambda: set(sub.members) == {alice_key})
+        with pytest.raises(RequestFailed) as refused:
+            await alice.presence("demo.all")
+        assert refused.value.type == "error.subscribe"
+    finally:
+        await alice.close()
+        await bob.close()
