@@ -24,6 +24,7 @@ __all__ = [
     "build_with",
     "described",
     "formatted",
+    "formatted_fields",
     "not_an_object",
     "nullable",
     "object_schema",
@@ -184,6 +185,23 @@ def ranged(*types: str) -> Builder:
 def formatted(fmt: str) -> Builder:
     """A builder of a string in format ``fmt`` (``date``, ``email``...)."""
     return lambda field: {"type": "string", "format": fmt}
+
+
+#: String fields with a JSON Schema format, by class name: Django's forms and DRF name them alike.
+STRING_FORMATS = {
+    "EmailField": "email",
+    "URLField": "uri",
+    "UUIDField": "uuid",
+    "DateTimeField": "date-time",
+    "DateField": "date",
+    "TimeField": "time",
+    "DurationField": "duration",
+}
+
+
+def formatted_fields(module: Any) -> list[tuple[Any, Builder]]:
+    """The builders of ``module``'s string fields with a format (``django.forms`` or DRF's ``fields``)."""
+    return [(getattr(module, name), formatted(fmt)) for name, fmt in STRING_FORMATS.items()]
 
 
 def pk_schema(model: type[models.Model]) -> dict[str, Any]:
