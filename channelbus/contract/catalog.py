@@ -211,7 +211,7 @@ def _topic_kinds() -> list[TopicKind]:
     for kind in sorted(topic_kinds):
         cls = topic_kinds.get(kind)
         if cls is not None:
-            kinds.append(TopicKind(cls, _key_of(cls), tuple(getattr(cls, "messages", ()))))
+            kinds.append(TopicKind(cls, _key_of(cls), tuple(cls.messages)))
     return kinds
 
 
