@@ -10,9 +10,11 @@ changes per second for ``--seconds``, a leave (a member's only connection leaves
 
 Printed, per process: diffs sent, batches written to Redis, CPU per diff (the process's CPU during the
 churn minus the same time idle, over the diffs it sent: its batches, its diffs' fan-out to its local
-followers and the other process's diffs' fan-out), and the latency of a change: from the join or leave
-call to the diff that carries it reaching the observer of each process (p50, p99, max). It includes the
-wait for the next batch (``--interval``, ``PRESENCE_INTERVAL``).
+followers and the other process's diffs' fan-out), the wall time of writing one batch to Redis (its one
+script call), and the latency of a change: from the join or leave call to the diff that carries it
+reaching the observer of each process (p50, p99, max). It includes the wait for the next batch
+(``--interval``, ``PRESENCE_INTERVAL``). With ``BENCH_PROFILE=<path>`` each worker profiles its churn
+(cProfile, written to ``<path>.<worker>``).
 
 Usage: ``.venv/bin/python bench/presence.py [--members 5000] [--churn 100] [--seconds 20] [--interval 1.0]
 [--redis-url redis://127.0.0.1:6379/0]``.
@@ -150,7 +152,8 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
     await hub.start()
     tracker = hub.presence
     counts = {"diffs": 0, "batches": 0}
-    publish, flush = tracker._publish, tracker.flush
+    writes: list[float] = []  # wall seconds of each batch written to Redis (its one script call)
+    publish, flush, apply = tracker._publish, tracker.flush, tracker._apply
 
     async def counted_publish(diff: Any) -> None:
         counts["diffs"] += 1
@@ -160,7 +163,15 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
         counts["batches"] += 1
         await flush(retire)
 
+    async def timed_apply(batch: Any, retire: bool) -> Any:
+        started = time.perf_counter()
+        applied = await apply(batch, retire)
+        if batch:
+            writes.append(time.perf_counter() - started)
+        return applied
+
     tracker._publish = counted_publish  # type: ignore[method-assign]
+    tracker._apply = timed_apply  # type: ignore[method-assign]
     tracker.flush = counted_flush  # type: ignore[method-assign]
     base = opts.index * KEY_SPACE
     members = [Follower(f"c{base + n}", BenchUser(base + n)) for n in range(opts.members // 2)]
@@ -180,6 +191,7 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
     observer.got.clear()
     events: list[tuple[str, str, float]] = []  # (key, "j" or "l", wall time of the call)
     diffs_before, batches_before = counts["diffs"], counts["batches"]
+    writes.clear()
     profile = _profiler()
     change, elapsed, churn_cpu, next_key = await churn(hub, TOPIC, members, base + len(members), opts, events)
     if profile is not None:
@@ -201,6 +213,7 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
         "changes": change,
         "diffs": diffs,
         "batches": batches,
+        "writes": list(writes),
         "churn_cpu": churn_cpu,
         "plain_cpu_per_s": plain_cpu / plain_elapsed,
         "idle_cpu_per_s": idle_cpu / idle_seconds,
@@ -337,6 +350,13 @@ def report(opts: argparse.Namespace, results: list[dict[str, Any]]) -> None:
             f"{result['index']:<8} {result['changes']:>8,} {result['batches']:>8,} {result['diffs']:>6,} "
             f"{result['idle_cpu_per_s'] * 1e3:>9.1f}ms {plain * 1e3:>16.1f}ms {churn * 1e3:>13.1f}ms "
             f"{per_diff:>11.2f}ms"
+        )
+    writes = [w for result in results for w in result["writes"]]
+    if writes:
+        print(
+            f"a batch written to Redis (one script call, {len(writes)} batches of about "
+            f"{opts.churn * opts.interval / 2:g} changes): p50 {percentile(writes, 0.5) * 1e3:.1f} ms, "
+            f"max {max(writes) * 1e3:.1f} ms (wall)"
         )
     delays = latencies(results)
     changes = sum(len(r["events"]) for r in results)
