@@ -125,7 +125,7 @@ def put(job: DeferredJob, queue_name: str, priority: int, delay: float | None) -
             options["run_after"] = timezone.now() + timedelta(seconds=delay)
         else:  # e.g. the immediate backend: wait here, then run
             time.sleep(delay)
-    strays.track(job, run_deferred.using(**options).enqueue(job.to_json()))
+    strays.track(job, run_deferred.using(**options).enqueue(job.to_json()), end)
 
 
 @task()

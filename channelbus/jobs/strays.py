@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,9 +152,11 @@ def start_watch() -> bool:
     return True
 
 
-def track(job: DeferredJob, result: Any) -> None:
+def track(job: DeferredJob, result: Any, end: Callable[[DeferredJob], None]) -> None:
     """Watch ``job``, just queued as ``result`` (a django_tasks_db ``TaskResult``), when a worker of
-    another process could take it and not reach its connection (only once :func:`start_watch` ran)."""
+    another process could take it and not reach its connection (only once :func:`start_watch` ran).
+    ``end`` frees the job's places once it is answered (``jobs.deferred.end``, passed in: deferred
+    imports this module)."""
     row = getattr(result, "db_result", None)
     if not _on or row is None or job.job_id is None or job.address is None:
         return  # not a row of django_tasks_db, a job of channelbus 0.1, or nobody to answer
@@ -161,6 +164,8 @@ def track(job: DeferredJob, result: Any) -> None:
         return  # a connection any process can reach
     if job.process != liveness.process_id():
         return  # queued again by another process (a retry there): not this process's socket
+    global _end
+    _end = end
     with _lock:
         _watched[job.job_id] = _Watched(str(row.pk), job, time.monotonic())
     _wake.set()
@@ -212,9 +217,11 @@ def check(now: float | None = None) -> int:
     return len(stray)
 
 
-def _answer(job: DeferredJob, worker: str) -> None:
-    from .deferred import end  # deferred imports this module
+#: How a job's places are freed (``jobs.deferred.end``), given by :func:`track`.
+_end: Callable[[DeferredJob], None] | None = None
 
+
+def _answer(job: DeferredJob, worker: str) -> None:
     logger.warning(
         "channelbus: deferred %s (i=%s) of connection %s was taken by worker %s of another process, "
         "whose frames cannot reach the connection; its client gets error.job: %s.",
@@ -231,7 +238,8 @@ def _answer(job: DeferredJob, worker: str) -> None:
         reason=OTHER_PROCESS,
     )
     Replier(job.address, job.trace_id, job.type_name, job.repeat_key).error(failed)
-    end(job)  # its places in this process's cache: the other worker freed them in its own
+    if _end is not None:
+        _end(job)  # its places in this process's cache: the other worker freed them in its own
 
 
 def _start() -> None:
