@@ -169,13 +169,14 @@ class PresenceMembers:
             return False
         if self.v is None or diff["v"] <= self.v:
             return False  # no state yet, or the state holds it already
-        gap = diff["v"] > self.v + 1
+        v: int = diff["v"]
+        gap = v > self.v + 1
         # Leaves first, then joins: a member who left one process and joined another stays.
         for key in diff.get("leaves") or {}:
             self.members.pop(key, None)
         self.members.update(diff.get("joins") or {})
         self.count = int(diff.get("count", len(self.members)))
-        self.v = diff["v"]
+        self.v = v
         return gap
 
 
