@@ -25,7 +25,7 @@ from typing import Any
 
 from .history import NUMBERING_TTL, Recovery, new_epoch, numbered
 
-__all__ = ["RedisHistory", "redis_hosts"]
+__all__ = ["RedisHistory", "redis_hosts", "run_script"]
 
 #: KEYS: meta, list. ARGV: frame without n, epoch if new, size, ttl ms, numbering ttl s.
 #: Returns n, and the epoch when n is 1 (the frame then carries it: see ``numbered``).
@@ -139,19 +139,24 @@ class RedisHistory:
         return Recovery(n, their, True, tuple(_text(frame) for frame in reply[3:]))
 
     async def _call(self, scripts: list[Any], index: int, keys: list[str], args: list[Any]) -> Any:
-        """Run a script once; after a connection error (Redis restarted), once more on a new connection."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        try:
-            return await scripts[index](keys=keys, args=args)
-        except RedisConnectionError:
-            await self.clients[index].connection_pool.disconnect(inuse_connections=False)
-            return await scripts[index](keys=keys, args=args)
+        return await run_script(self.clients[index], scripts[index], keys, args)
 
     async def close(self) -> None:
         """Close the connections."""
         for client in self.clients:
             await client.aclose()
+
+
+async def run_script(client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered script once; after a connection error (Redis restarted: the pooled connections are
+    dead), once more on a new connection."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        return await script(keys=keys, args=args)
+    except RedisConnectionError:
+        await client.connection_pool.disconnect(inuse_connections=False)
+        return await script(keys=keys, args=args)
 
 
 def _text(value: Any) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from .history_redis import RedisHistory
+from .history_redis import run_script
 from .presence import IDLE_TTL, Batch, Diff, Snapshot
 
 __all__ = ["APPLY", "READ", "RedisPresence"]
@@ -254,9 +254,9 @@ class RedisPresence:
             v,
         )
 
-    #: Run a script once; after a connection error (Redis restarted), once more on a new connection. The
-    #: history's own method: it uses nothing of its object but ``clients``, which this one has too.
-    _run = RedisHistory._call
+    async def _run(self, scripts: list[Any], index: int, keys: list[str], args: list[Any]) -> Any:
+        """Run a script once; after a connection error (Redis restarted), once more on a new connection."""
+        return await run_script(self.clients[index], scripts[index], keys, args)
 
     async def close(self) -> None:
         """Close the connections."""

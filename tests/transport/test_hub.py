@@ -513,8 +513,10 @@ async def test_while_redis_is_down_every_layer_call_raises_delivery_failed_and_t
                 await redis_hub.join(a, "another room")
             assert "another room" not in redis_hub.members
             assert "another room" not in a.topics
-        else:  # redis-py's pub/sub writes SUBSCRIBE without waiting, and subscribes again on reconnect
-            await redis_hub.join(a, "another room")
+        else:  # redis-py's pub/sub writes SUBSCRIBE without waiting, and subscribes again on reconnect;
+            # if its connection is being torn down right then (a busy machine), the write fails instead
+            with contextlib.suppress(DeliveryFailed):
+                await redis_hub.join(a, "another room")
         await redis_hub.leave(a, "room")  # logged, not raised: the group expires by itself
     assert redis_hub.health.down
     assert len(layer_failures(caplog)) == 1, caplog.text
