@@ -1,11 +1,18 @@
 """A small asyncio client for scripts, services and benchmarks (needs ``pip install 'channelbus[client]'``).
 
 It uses only the protocol layer and the ``websockets`` library, so it runs
-outside Django::
+outside Django. A project that requires sign-in gives it a connection token
+(``manage.py channelbus_token <username>``, or ``connection_token(user)`` in
+server code), sent in a header, never in the URL::
 
-    cookies = fetch_cookies("http://127.0.0.1:8000/")   # GET / signs in (the demo)
-    async with BusClient("ws://127.0.0.1:8000/ws/", cookies=cookies) as bus:
+    async with BusClient("wss://app.example.com/ws/", token=token) as bus:
         reply = await bus.request("demo.add", {"a": 1, "b": 2})   # {"sum": 3}
+
+The demo signs a guest in on ``GET /``: its session cookie does as well::
+
+    cookies = fetch_cookies("http://127.0.0.1:8000/")
+    async with BusClient("ws://127.0.0.1:8000/ws/", cookies=cookies) as bus:
+        ...
 
 ``request()`` resolves with the payload of the terminal ``s`` frame and raises
 :class:`RequestFailed` on ``f``; ``on(type, handler)`` receives messages the
