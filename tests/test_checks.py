@@ -442,6 +442,7 @@ def test_topic_presence_attribute(presence, good):
         topic_kinds.unregister("test.present")
 
 
+@pytest.mark.django_db  # the whole `check` runs too, and on Django 6 one of its checks reads the database
 def test_a_message_schema_that_is_neither_pydantic_a_form_nor_a_serializer_fails_the_checks():
     from django import forms
     from django.core.management import call_command
