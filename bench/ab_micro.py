@@ -4,6 +4,8 @@
   transport that discards the bytes): ns per delivery, best of 9 rounds of 300 publishes.
 * ``echo``: ``BusConsumer._on_frame`` for ``demo.echo`` from an anonymous connection whose ``send``
   does nothing: µs per frame, best of 7 rounds of 20,000 frames.
+* ``echo signed in``: the same from a signed-in user, each frame with an ``i`` of its own, so that from
+  issue 12 on each request also goes through the store of repeated requests (``LocMemCache``).
 
 Usage: ``.venv/bin/python bench/ab_micro.py [--baseline REF] [--rounds N]``: with ``--baseline`` the
 tree of REF (``git archive``) and this one are run alternately, each in a fresh interpreter, N times.
@@ -19,13 +21,14 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_one(tree: str) -> None:  # noqa: C901 - two timed scenarios, kept side by side
     """Time both paths with the channelbus of ``tree`` (in this interpreter) and print one line."""
-    sys.path[:0] = [tree, str(ROOT / "demo"), str(ROOT / "bench")]
+    sys.path[:0] = [tree, str(Path(tree) / "demo"), str(Path(tree) / "bench")]  # that tree's demo and site
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench_site.settings"
     import django
 
@@ -69,30 +72,37 @@ def run_one(tree: str) -> None:  # noqa: C901 - two timed scenarios, kept side b
             best = min(best, (time.perf_counter() - started) / 300 / 1000 * 1e9)
         return best
 
-    async def echo() -> float:
+    async def echo(user: Any) -> float:
         consumer = BusConsumer()
 
         async def send(event: dict) -> None:
             return None
 
         consumer._send = send
-        consumer.user, consumer.anonymous, consumer._anonymous_ok = AnonymousUser(), True, True
+        consumer.user, consumer._anonymous_ok = user, True
+        consumer.anonymous = not user.is_authenticated
         consumer.channel_name, consumer.scope = "local|x", {"type": "websocket"}
         consumer._max_concurrent, consumer._max_queued = 16, 100
-        text = '{"t":"demo.echo","i":"1","p":{"text":"hello world"}}'
+        frames = (f'{{"t":"demo.echo","i":"{k}","p":{{"text":"hello world"}}}}' for k in range(10**9))
         for _ in range(2000):
-            await consumer._on_frame(text, 65536)
+            await consumer._on_frame(next(frames), 65536)
         best = float("inf")
         for _ in range(7):
+            batch = [next(frames) for _ in range(20000)]  # built before the clock starts
             started = time.perf_counter()
-            for _ in range(20000):
+            for text in batch:
                 await consumer._on_frame(text, 65536)
             best = min(best, (time.perf_counter() - started) / 20000 * 1e6)
         return best
 
     ns = asyncio.run(deliver())
-    us = asyncio.run(echo())
-    print(f"{tree}: deliver {ns:.0f} ns/delivery, echo _on_frame {us:.2f} µs/frame", flush=True)
+    anonymous = asyncio.run(echo(AnonymousUser()))
+    signed_in = asyncio.run(echo(SimpleNamespace(pk=1, is_authenticated=True)))
+    print(
+        f"{tree}: deliver {ns:.0f} ns/delivery, echo _on_frame {anonymous:.2f} µs/frame anonymous, "
+        f"{signed_in:.2f} µs/frame signed in",
+        flush=True,
+    )
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ class Echo(Message):
     schema = EchoSchema
 
     async def handle(self) -> EchoSchema:  # the reply's type, for the schema (docs/schema.md)
-        """Send the text back."""
-        return EchoSchema(text=self.data.text)
+        """Send the text back: the payload as validated, not a copy (this is the echo benchmark's path)."""
+        return self.data
 
 
 #: Integers a browser reads exactly (JavaScript's safe integers); their sum still fits in 64 bits.
